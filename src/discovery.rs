@@ -1,0 +1,301 @@
+//! Fetching and caching issuers' verification keys: OIDC discovery, then the JWKS.
+//!
+//! The adapter behind [`crate::exchange::IssuerKeys`]. For each registered issuer it reads
+//! `<issuer>/.well-known/openid-configuration`, requires the document's `issuer` to equal the
+//! registered URL exactly, follows `jwks_uri`, and caches the parsed keys in a `moka` cache
+//! for as long as the JWKS response's `Cache-Control: max-age` says, clamped to configured
+//! bounds. A token naming an unknown `kid` triggers at most one refetch per issuer per
+//! refetch interval. When the issuer cannot be reached, the last keys keep being served.
+//! Responses are size-capped, redirects are not followed, and only registered issuer URLs
+//! (never anything taken from a token) are fetched.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use moka::future::Cache;
+use reqwest::header::{CACHE_CONTROL, HeaderMap};
+use serde::Deserialize;
+
+use crate::exchange::{IssuerKeys, KeysError};
+use crate::registry::{Issuer, check_issuer_url};
+use crate::verify::KeySet;
+
+/// How keys are fetched and cached.
+#[derive(Debug, Clone)]
+pub struct JwksSettings {
+    /// Cache lifetime when the JWKS response has no `max-age`.
+    pub default_ttl: Duration,
+    /// Shortest cache lifetime, whatever the issuer says.
+    pub min_ttl: Duration,
+    /// Longest cache lifetime, whatever the issuer says.
+    pub max_ttl: Duration,
+    /// Least time between two fetches for one issuer prompted by unknown `kid`s or failures.
+    pub refetch_interval: Duration,
+    /// Timeout of one HTTP request.
+    pub timeout: Duration,
+    /// Largest discovery or JWKS document accepted, in bytes.
+    pub max_document_bytes: usize,
+    /// Accept `http://` for loopback issuers and `jwks_uri`s (tests, demos).
+    pub allow_http_loopback: bool,
+}
+
+impl Default for JwksSettings {
+    fn default() -> JwksSettings {
+        JwksSettings {
+            default_ttl: Duration::from_secs(300),
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(86_400),
+            refetch_interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            max_document_bytes: 256 * 1024,
+            allow_http_loopback: false,
+        }
+    }
+}
+
+/// The discovery members claimex needs, typed with `openidconnect`'s URL types.
+///
+/// `openidconnect::core::CoreProviderMetadata` is not used because it requires
+/// `authorization_endpoint`, which GitHub Actions' discovery document does not have.
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: openidconnect::IssuerUrl,
+    jwks_uri: openidconnect::JsonWebKeySetUrl,
+}
+
+struct Entry {
+    keys: Arc<KeySet>,
+    fetched: Instant,
+    fresh_until: Instant,
+    /// When the last fetch was tried (success or failure), to pace refetches.
+    attempted: Instant,
+}
+
+/// Keys of every registered issuer, fetched over HTTP and cached.
+pub struct HttpIssuerKeys {
+    http: reqwest::Client,
+    settings: JwksSettings,
+    entries: Cache<String, Arc<Entry>>,
+    locks: Cache<String, Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl HttpIssuerKeys {
+    /// A cache with these settings.
+    pub fn new(settings: JwksSettings) -> anyhow::Result<HttpIssuerKeys> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("claimex/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
+        Ok(HttpIssuerKeys {
+            http,
+            settings,
+            entries: Cache::builder().max_capacity(100_000).build(),
+            locks: Cache::builder().max_capacity(100_000).build(),
+        })
+    }
+
+    async fn get(&self, url: &str) -> Result<(Vec<u8>, HeaderMap), String> {
+        let mut response = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {}", without_url(&e)))?;
+        if !response.status().is_success() {
+            return Err(format!("GET {url}: HTTP {}", response.status()));
+        }
+        let max = self.settings.max_document_bytes;
+        if response.content_length().is_some_and(|n| n > max as u64) {
+            return Err(format!(
+                "GET {url}: the document is larger than {max} bytes"
+            ));
+        }
+        let headers = response.headers().clone();
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("GET {url}: {}", without_url(&e)))?
+        {
+            if body.len() + chunk.len() > max {
+                return Err(format!(
+                    "GET {url}: the document is larger than {max} bytes"
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, headers))
+    }
+
+    async fn fetch(&self, issuer: &Issuer) -> Result<(KeySet, Duration), String> {
+        let discovery_url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.url.trim_end_matches('/')
+        );
+        let (body, _) = self.get(&discovery_url).await?;
+        let discovery: Discovery = serde_json::from_slice(&body)
+            .map_err(|e| format!("{discovery_url}: not a usable discovery document: {e}"))?;
+        if discovery.issuer.as_str() != issuer.url {
+            return Err(format!(
+                "{discovery_url}: the document names issuer {:?}, not the registered {:?}",
+                discovery.issuer.as_str(),
+                issuer.url
+            ));
+        }
+        let jwks_url = discovery.jwks_uri.url().as_str().to_owned();
+        check_issuer_url(&jwks_url, self.settings.allow_http_loopback)
+            .map_err(|e| format!("jwks_uri: {e}"))?;
+        let (body, headers) = self.get(&jwks_url).await?;
+        let keys = KeySet::from_jwks(&body).map_err(|e| format!("{jwks_url}: {e}"))?;
+        Ok((keys, self.ttl(&headers)))
+    }
+
+    fn ttl(&self, headers: &HeaderMap) -> Duration {
+        let s = &self.settings;
+        let directives = headers
+            .get_all(CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|d| d.trim().to_ascii_lowercase());
+        let mut ttl = None;
+        for directive in directives {
+            if directive == "no-store" || directive == "no-cache" {
+                return s.min_ttl;
+            }
+            if let Some(age) = directive.strip_prefix("max-age=")
+                && let Ok(age) = age.trim_matches('"').parse::<u64>()
+            {
+                ttl = Some(Duration::from_secs(age));
+            }
+        }
+        ttl.unwrap_or(s.default_ttl).clamp(s.min_ttl, s.max_ttl)
+    }
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(&format!(" ({url})"), "");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+#[async_trait]
+impl IssuerKeys for HttpIssuerKeys {
+    async fn keys(
+        &self,
+        issuer: &Issuer,
+        unknown_kid: Option<&str>,
+    ) -> Result<Arc<KeySet>, KeysError> {
+        let now = Instant::now();
+        let pace = self.settings.refetch_interval;
+        let usable = |entry: &Entry, now: Instant| match unknown_kid {
+            None => now < entry.fresh_until || now < entry.attempted + pace,
+            Some(kid) => entry.keys.has_kid(kid) || now < entry.attempted + pace,
+        };
+        if let Some(entry) = self.entries.get(&issuer.url).await
+            && usable(&entry, now)
+        {
+            return Ok(entry.keys.clone());
+        }
+        let lock = self
+            .locks
+            .get_with(issuer.url.clone(), async {
+                Arc::new(tokio::sync::Mutex::new(()))
+            })
+            .await;
+        let _guard = lock.lock().await;
+        // Someone else may have fetched while this request waited.
+        let cached = self.entries.get(&issuer.url).await;
+        if let Some(entry) = &cached
+            && usable(entry, Instant::now())
+        {
+            return Ok(entry.keys.clone());
+        }
+        match self.fetch(issuer).await {
+            Ok((keys, ttl)) => {
+                let now = Instant::now();
+                let keys = Arc::new(keys);
+                tracing::info!(issuer_id = %issuer.id, keys = keys.len(), ttl_secs = ttl.as_secs(), "fetched issuer keys");
+                self.entries
+                    .insert(
+                        issuer.url.clone(),
+                        Arc::new(Entry {
+                            keys: keys.clone(),
+                            fetched: now,
+                            fresh_until: now + ttl,
+                            attempted: now,
+                        }),
+                    )
+                    .await;
+                Ok(keys)
+            }
+            Err(reason) => match cached {
+                Some(entry) => {
+                    tracing::warn!(issuer_id = %issuer.id, %reason, age_secs = entry.fetched.elapsed().as_secs(), "issuer keys could not be refreshed; serving the cached keys");
+                    let keys = entry.keys.clone();
+                    self.entries
+                        .insert(
+                            issuer.url.clone(),
+                            Arc::new(Entry {
+                                keys: keys.clone(),
+                                fetched: entry.fetched,
+                                fresh_until: entry.fresh_until,
+                                attempted: Instant::now(),
+                            }),
+                        )
+                        .await;
+                    Ok(keys)
+                }
+                None => {
+                    tracing::warn!(issuer_id = %issuer.id, %reason, "issuer keys could not be fetched");
+                    Err(KeysError::Unavailable(format!(
+                        "the keys of issuer {:?} cannot be fetched right now; try again shortly",
+                        issuer.id
+                    )))
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(CACHE_CONTROL, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn ttl_honours_cache_control_within_bounds() {
+        let keys = HttpIssuerKeys::new(JwksSettings::default()).unwrap();
+        assert_eq!(keys.ttl(&HeaderMap::new()), Duration::from_secs(300));
+        assert_eq!(
+            keys.ttl(&headers("public, max-age=600")),
+            Duration::from_secs(600)
+        );
+        assert_eq!(keys.ttl(&headers("max-age=1")), Duration::from_secs(60));
+        assert_eq!(
+            keys.ttl(&headers("max-age=99999999")),
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(keys.ttl(&headers("no-store")), Duration::from_secs(60));
+        assert_eq!(keys.ttl(&headers("max-age=oops")), Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,526 @@
+//! The WebAssembly mapper runtime: wasmtime, the Component Model, and the sandbox.
+//!
+//! One [`MapperRuntime`] owns the engine (pooling allocator, epoch interruption), the linker
+//! (only `wasi:cli` stdio/exit/empty environment and `wasi:io` streams: no filesystem,
+//! network, clock or randomness), a background epoch ticker, and a cache of compiled
+//! mappers keyed by the module's SHA-256, optionally backed by serialized components on
+//! disk so that a restart does not pay Cranelift again.
+//!
+//! Every call gets a fresh store and instance from a pre-instantiated component, a
+//! wall-clock deadline and a memory cap; whatever the guest does, the call returns.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    Trap,
+};
+use wasmtime_wasi::p2::bindings::sync as wasi;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::mapping::{
+    ClaimsMapper, MapDecision, MapOutcome, MapRequest, MapperError, MapperLoader,
+};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "mappers/wit",
+        world: "claims-mapper",
+    });
+}
+
+use bindings::exports::claimex::mapper::mapper as guest;
+
+/// The contract version this host speaks (the WIT package version).
+pub const CONTRACT: &str = "claimex:mapper/mapper@0.1.0";
+const CONTRACT_PREFIX: &str = "claimex:mapper/mapper@";
+/// Largest mapper module accepted, in bytes.
+pub const MAX_MODULE_BYTES: usize = 64 * 1024 * 1024;
+const STDERR_CAPTURE: usize = 4096;
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The sandbox limits of every mapper call.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wall-clock deadline of one call.
+    pub deadline: Duration,
+    /// Linear memory cap of one instance, in bytes.
+    pub memory_bytes: usize,
+    /// Largest decision payload accepted, in bytes.
+    pub max_output_bytes: usize,
+    /// Instances that may run at once (pool size).
+    pub max_concurrent: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            deadline: Duration::from_millis(100),
+            memory_bytes: 64 * 1024 * 1024,
+            max_output_bytes: 64 * 1024,
+            max_concurrent: 64,
+        }
+    }
+}
+
+/// Per-call store state.
+struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory_cap: usize,
+    memory_exceeded: bool,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ResourceLimiter for State {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            self.memory_exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+struct HasTable;
+impl wasmtime::component::HasData for HasTable {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// The interfaces a mapper may import. Everything else is refused at load time.
+const GRANTED: [&str; 13] = [
+    "wasi:io/error@",
+    "wasi:io/poll@",
+    "wasi:io/streams@",
+    "wasi:cli/environment@",
+    "wasi:cli/exit@",
+    "wasi:cli/stdin@",
+    "wasi:cli/stdout@",
+    "wasi:cli/stderr@",
+    "wasi:cli/terminal-input@",
+    "wasi:cli/terminal-output@",
+    "wasi:cli/terminal-stdin@",
+    "wasi:cli/terminal-stdout@",
+    "wasi:cli/terminal-stderr@",
+];
+
+fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::WasiCli;
+    let l = linker;
+    wasi::io::error::add_to_linker::<State, HasTable>(l, |s| &mut s.table)?;
+    wasi::io::poll::add_to_linker::<State, HasTable>(l, |s| &mut s.table)?;
+    wasi::io::streams::add_to_linker::<State, HasTable>(l, |s| &mut s.table)?;
+    use wasmtime_wasi::cli::WasiCliView as _;
+    use wasmtime_wasi::p2::bindings::cli;
+    cli::exit::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::environment::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::stdin::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::stdout::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::stderr::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::terminal_input::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::terminal_output::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::terminal_stdin::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::terminal_stdout::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::terminal_stderr::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    Ok(())
+}
+
+/// The engine, linker and compiled-mapper cache shared by every issuer.
+pub struct MapperRuntime {
+    engine: Engine,
+    linker: Linker<State>,
+    limits: Limits,
+    cache_dir: Option<PathBuf>,
+    loaded: Mutex<HashMap<String, Arc<WasmMapper>>>,
+}
+
+impl MapperRuntime {
+    /// A runtime with these limits; compiled components are cached in `cache_dir` when set.
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<MapperRuntime>> {
+        let mut pool = PoolingAllocationConfig::default();
+        let slots = limits.max_concurrent.max(1);
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 8)
+            .total_memories(slots * 2)
+            .total_tables(slots * 8)
+            .total_stacks(slots)
+            .max_memory_size(limits.memory_bytes);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)
+            .map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e}"))?;
+        let mut linker = Linker::new(&engine);
+        link(&mut linker).map_err(|e| anyhow::anyhow!("cannot link WASI: {e}"))?;
+        start_ticker(&engine);
+        if let Some(dir) = &cache_dir {
+            create_private_dir(dir)
+                .map_err(|e| anyhow::anyhow!("mapper cache directory {}: {e}", dir.display()))?;
+        }
+        Ok(Arc::new(MapperRuntime {
+            engine,
+            linker,
+            limits,
+            cache_dir,
+            loaded: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The limits every call runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Loads the mapper module `bytes`, refusing it when `pin` is given and differs.
+    pub fn load_bytes(&self, bytes: &[u8], pin: Option<&str>) -> Result<Arc<WasmMapper>, String> {
+        let sha256 = sha256_hex(bytes);
+        if let Some(pin) = pin
+            && !pin.eq_ignore_ascii_case(&sha256)
+        {
+            return Err(format!(
+                "the module's SHA-256 is {sha256}, but the issuer entry pins {pin}: refusing to run it"
+            ));
+        }
+        if let Some(found) = self.lock().get(&sha256) {
+            return Ok(found.clone());
+        }
+        check_preamble(bytes)?;
+        let component = self.compile(bytes, &sha256)?;
+        let mapper = Arc::new(self.prepare(component, sha256.clone())?);
+        self.lock().insert(sha256, mapper.clone());
+        Ok(mapper)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<WasmMapper>>> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<Component, String> {
+        let cached = self.cache_dir.as_ref().map(|dir| {
+            let mut hasher = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut hasher);
+            let engine = std::hash::Hasher::finish(&hasher);
+            dir.join(format!("{sha256}-{engine:016x}.cwasm"))
+        });
+        if let Some(path) = &cached
+            && path.exists()
+        {
+            // SAFETY: the file was written by `Component::serialize` of an engine with the
+            // same compatibility hash into claimex's own 0700 cache directory; wasmtime
+            // checks the header and refuses files from another engine configuration.
+            match unsafe { Component::deserialize_file(&self.engine, path) } {
+                Ok(component) => return Ok(component),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled mapper in the cache")
+                }
+            }
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| format!("not a valid WebAssembly component: {e}"))?;
+        if let Some(path) = &cached {
+            match component.serialize() {
+                Ok(serialized) => {
+                    let tmp = path.with_extension("tmp");
+                    if let Err(e) =
+                        std::fs::write(&tmp, serialized).and_then(|_| std::fs::rename(&tmp, path))
+                    {
+                        tracing::warn!(path = %path.display(), error = %e, "could not cache the compiled mapper");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not serialize the compiled mapper"),
+            }
+        }
+        Ok(component)
+    }
+
+    fn prepare(&self, component: Component, sha256: String) -> Result<WasmMapper, String> {
+        let ty = component.component_type();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        if !exports.iter().any(|e| e == CONTRACT) {
+            return Err(
+                match exports.iter().find(|e| e.starts_with(CONTRACT_PREFIX)) {
+                    Some(other) => format!(
+                        "the module was built for contract {other}, but this claimex speaks {CONTRACT}: \
+                     rebuild it against mappers/wit of this release"
+                    ),
+                    None => format!(
+                        "the module does not export {CONTRACT} (it exports: {}); build it from the \
+                     claims-mapper world in mappers/wit",
+                        if exports.is_empty() {
+                            "nothing".to_owned()
+                        } else {
+                            exports.join(", ")
+                        }
+                    ),
+                },
+            );
+        }
+        let refused: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .filter(|n| !GRANTED.iter().any(|g| n.starts_with(g)))
+            .collect();
+        if !refused.is_empty() {
+            return Err(format!(
+                "the module imports {}, which claimex does not grant: mappers get no filesystem, \
+                 network, clock or randomness",
+                refused.join(", ")
+            ));
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| format!("the module cannot be linked: {e}"))?;
+        let pre = bindings::ClaimsMapperPre::new(pre)
+            .map_err(|e| format!("the module does not match {CONTRACT}: {e}"))?;
+        Ok(WasmMapper {
+            pre,
+            sha256,
+            engine: self.engine.clone(),
+            limits: self.limits.clone(),
+        })
+    }
+}
+
+impl MapperLoader for MapperRuntime {
+    fn load(&self, path: &Path, sha256: Option<&str>) -> Result<Arc<dyn ClaimsMapper>, String> {
+        let bytes = read_module(path)?;
+        Ok(self.load_bytes(&bytes, sha256)?)
+    }
+}
+
+/// Reads a mapper module from disk, refusing oversized files.
+pub fn read_module(path: &Path) -> Result<Vec<u8>, String> {
+    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if size > MAX_MODULE_BYTES as u64 {
+        return Err(format!(
+            "the module is {size} bytes; at most {MAX_MODULE_BYTES} are accepted"
+        ));
+    }
+    std::fs::read(path).map_err(|e| e.to_string())
+}
+
+fn check_preamble(bytes: &[u8]) -> Result<(), String> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 0x0d, 0, 0x01, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Err(
+            "this is a core WebAssembly module, not a component: build the mapper for \
+             wasm32-wasip2 (or wrap it with wit-component)"
+                .into(),
+        ),
+        _ => Err("this is not a WebAssembly component".into()),
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = digest::digest(&digest::SHA256, bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest.as_ref() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("claimex-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the mapper deadline ticker");
+    }
+}
+
+/// A compiled, linked mapper.
+pub struct WasmMapper {
+    pre: bindings::ClaimsMapperPre<State>,
+    sha256: String,
+    engine: Engine,
+    limits: Limits,
+}
+
+impl WasmMapper {
+    fn call(
+        &self,
+        request: &MapRequest<'_>,
+        stderr: &MemoryOutputPipe,
+    ) -> Result<guest::Decision, (wasmtime::Error, bool)> {
+        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+        let mut store = Store::new(
+            &self.engine,
+            State {
+                wasi,
+                table: ResourceTable::new(),
+                memory_cap: self.limits.memory_bytes,
+                memory_exceeded: false,
+            },
+        );
+        store.limiter(|s| s as &mut dyn ResourceLimiter);
+        let ticks = self
+            .limits
+            .deadline
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis())
+            .max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let wire = guest::Request {
+            issuer_id: request.issuer_id.to_owned(),
+            issuer_url: request.issuer_url.to_owned(),
+            claims: request.claims_json.to_owned(),
+            config: request.config_json.to_owned(),
+        };
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.claimex_mapper_mapper().call_map(&mut store, &wire));
+        result.map_err(|e| (e, store.data().memory_exceeded))
+    }
+}
+
+impl ClaimsMapper for WasmMapper {
+    fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    fn map(&self, request: &MapRequest<'_>) -> MapOutcome {
+        let pipe = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let result = self.decide(request, &pipe);
+        MapOutcome {
+            result,
+            stderr: String::from_utf8_lossy(&pipe.contents()).trim().to_owned(),
+        }
+    }
+}
+
+impl WasmMapper {
+    fn decide(
+        &self,
+        request: &MapRequest<'_>,
+        stderr: &MemoryOutputPipe,
+    ) -> Result<MapDecision, MapperError> {
+        let decision = match self.call(request, stderr) {
+            Ok(decision) => decision,
+            Err((error, memory_exceeded)) => {
+                let failure = if memory_exceeded {
+                    MapperError::Memory((self.limits.memory_bytes / (1024 * 1024)) as u64)
+                } else {
+                    match error.downcast_ref::<Trap>() {
+                        Some(Trap::Interrupt) => {
+                            MapperError::Deadline(self.limits.deadline.as_millis() as u64)
+                        }
+                        Some(trap) => MapperError::Trap(trap.to_string()),
+                        None if error.to_string().contains("instance") => {
+                            MapperError::Runtime(error.to_string())
+                        }
+                        None => MapperError::Trap(error.to_string()),
+                    }
+                };
+                tracing::debug!(mapper_sha256 = %self.sha256, error = %format!("{error:#}"), "mapper call failed");
+                return Err(failure);
+            }
+        };
+        let (len, decision) = match decision {
+            guest::Decision::Allow(json) => (json.len(), MapDecision::Allow(json)),
+            guest::Decision::Deny(reason) => (reason.len(), MapDecision::Deny(reason)),
+        };
+        if len > self.limits.max_output_bytes {
+            return Err(MapperError::OutputTooLarge(
+                len,
+                self.limits.max_output_bytes,
+            ));
+        }
+        Ok(decision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preamble_tells_modules_from_components() {
+        assert!(check_preamble(b"\0asm\x0d\0\x01\0rest").is_ok());
+        assert!(
+            check_preamble(b"\0asm\x01\0\0\0")
+                .unwrap_err()
+                .contains("core WebAssembly module")
+        );
+        assert!(
+            check_preamble(b"garbage!")
+                .unwrap_err()
+                .contains("not a WebAssembly")
+        );
+        assert!(check_preamble(b"").is_err());
+    }
+
+    #[test]
+    fn sha256_of_empty_input() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn pinned_hash_must_match() {
+        let runtime = MapperRuntime::new(Limits::default(), None).unwrap();
+        let err = runtime
+            .load_bytes(b"\0asm\x0d\0\x01\0", Some(&"0".repeat(64)))
+            .err()
+            .unwrap();
+        assert!(err.contains("pins"), "{err}");
+    }
+}
