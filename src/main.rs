@@ -85,9 +85,9 @@ enum MapperCommand {
     },
 }
 
-fn init_logging(json: bool) {
+fn init_logging(json: bool, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLAIMEX_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -104,8 +104,10 @@ fn init_logging(json: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let json_logs = matches!(cli.command, Command::Serve { .. });
-    init_logging(json_logs);
+    match cli.command {
+        Command::Serve { .. } => init_logging(true, "info"),
+        _ => init_logging(false, "warn"),
+    }
     let result = actix_web::rt::System::new().block_on(run(cli.command));
     match result {
         Ok(code) => code,
