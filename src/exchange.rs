@@ -191,12 +191,15 @@ impl Exchanger {
         audit.inbound_sub = verified.str_claim("sub").map(str::to_owned);
         audit.inbound_jti = verified.str_claim("jti").map(str::to_owned);
 
-        let outcome = issuer.mapper.map(&MapRequest {
-            issuer_id: &issuer.id,
-            issuer_url: &issuer.url,
-            claims_json: &verified.claims_json,
-            config_json: &issuer.mapper_config,
-        });
+        let outcome = issuer
+            .mapper
+            .map(&MapRequest {
+                issuer_id: &issuer.id,
+                issuer_url: &issuer.url,
+                claims_json: &verified.claims_json,
+                config_json: &issuer.mapper_config,
+            })
+            .await;
         if !outcome.stderr.is_empty() {
             audit.mapper_stderr = Some(outcome.stderr);
         }

@@ -183,7 +183,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 config: config.as_deref(),
                 issuer_id: &issuer_id,
                 output_audiences: output_audience,
-            })?;
+            })
+            .await?;
             println!("{}", outcome.text);
             eprintln!("(total {:.1} ms)", started.elapsed().as_secs_f64() * 1000.0);
             Ok(if outcome.allowed {

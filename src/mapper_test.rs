@@ -45,7 +45,7 @@ fn read_json(path: &Path) -> anyhow::Result<serde_json::Value> {
 }
 
 /// Runs the mapper once and reports.
-pub fn run(input: &TestInput<'_>) -> anyhow::Result<TestOutcome> {
+pub async fn run(input: &TestInput<'_>) -> anyhow::Result<TestOutcome> {
     let claims = read_json(input.claims)?;
     anyhow::ensure!(
         claims.is_object(),
@@ -86,7 +86,7 @@ pub fn run(input: &TestInput<'_>) -> anyhow::Result<TestOutcome> {
         issuer_url: &issuer.url,
         claims_json: &claims_json,
         config_json: &issuer.mapper_config,
-    });
+    }).await;
     let call_time = calling.elapsed();
     let mut text = String::new();
     let _ = writeln!(

@@ -68,11 +68,12 @@ impl From<Result<MapDecision, MapperError>> for MapOutcome {
 }
 
 /// A loaded mapper, ready to be called many times and concurrently.
+#[async_trait::async_trait]
 pub trait ClaimsMapper: Send + Sync {
     /// The SHA-256 (lowercase hex) of the module this mapper runs, for audit lines.
     fn sha256(&self) -> &str;
     /// Decides on one exchange. Every call starts from a fresh state.
-    fn map(&self, request: &MapRequest<'_>) -> MapOutcome;
+    async fn map(&self, request: &MapRequest<'_>) -> MapOutcome;
 }
 
 /// Loads mappers named by issuer entries.

@@ -214,11 +214,12 @@ mod tests {
     use std::sync::Arc;
 
     struct Nop;
+    #[async_trait::async_trait]
     impl ClaimsMapper for Nop {
         fn sha256(&self) -> &str {
             ""
         }
-        fn map(&self, _: &MapRequest<'_>) -> MapOutcome {
+        async fn map(&self, _: &MapRequest<'_>) -> MapOutcome {
             unreachable!()
         }
     }

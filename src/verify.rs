@@ -84,15 +84,7 @@ pub fn inspect(token: &str, policy: &VerifyPolicy) -> Result<Unverified, Exchang
             "the body is not a JWT in compact serialization (three base64url parts joined by dots)",
         ));
     }
-    let header = jsonwebtoken::decode_header(token).map_err(|e| {
-        malformed(match e.kind() {
-            ErrorKind::Json(_) => {
-                "the token header is not valid JSON or names an unsupported algorithm (alg none is never accepted)"
-                    .to_owned()
-            }
-            _ => "the token header cannot be decoded".to_owned(),
-        })
-    })?;
+    let header = jsonwebtoken::decode_header(token).map_err(|_| describe_bad_header(token))?;
     let payload = token.split('.').nth(1).unwrap_or_default();
     let iss = URL_SAFE_NO_PAD
         .decode(payload)
@@ -100,6 +92,24 @@ pub fn inspect(token: &str, policy: &VerifyPolicy) -> Result<Unverified, Exchang
         .and_then(|bytes| serde_json::from_slice::<IssOnly>(&bytes).ok())
         .and_then(|c| c.iss);
     Ok(Unverified { header, iss })
+}
+
+/// Says why a header did not decode: an unsupported `alg` (such as `none`) is a token that
+/// fails verification; anything else is not a JWT at all.
+fn describe_bad_header(token: &str) -> ExchangeError {
+    let alg = token
+        .split('.')
+        .next()
+        .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|header| header.get("alg").and_then(Value::as_str).map(str::to_owned));
+    match alg {
+        Some(alg) => unverified(format!(
+            "the token's algorithm {:?} is never accepted",
+            alg.chars().take(16).collect::<String>()
+        )),
+        None => malformed("the token header is not a JSON object with an alg"),
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -363,7 +373,12 @@ mod tests {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
         let payload = URL_SAFE_NO_PAD.encode(br#"{"iss":"x"}"#);
         let err = inspect(&format!("{header}.{payload}."), &VerifyPolicy::default()).unwrap_err();
-        assert_eq!(err.refusal, Refusal::Malformed);
+        assert_eq!(err.refusal, Refusal::Unverified);
+        assert!(
+            err.description.contains("\"none\" is never accepted"),
+            "{}",
+            err.description
+        );
     }
 
     #[test]

@@ -13,15 +13,14 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
-    Trap,
+    Trap, UpdateDeadline,
 };
-use wasmtime_wasi::p2::bindings::sync as wasi;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -33,6 +32,7 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "mappers/wit",
         world: "claims-mapper",
+        exports: { default: async },
     });
 }
 
@@ -70,9 +70,12 @@ impl Default for Limits {
     }
 }
 
-/// Per-call store state.
+/// Per-call store state. The WASI context is built only when the guest first calls a WASI
+/// function (a panic message to stderr, say): most calls never do, and building one costs
+/// more than the rest of the instantiation.
 struct State {
-    wasi: WasiCtx,
+    wasi: Option<WasiCtx>,
+    stderr: Option<MemoryOutputPipe>,
     table: ResourceTable,
     memory_cap: usize,
     memory_exceeded: bool,
@@ -80,8 +83,14 @@ struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let stderr = &mut self.stderr;
+        let wasi = self.wasi.get_or_insert_with(|| {
+            let pipe = MemoryOutputPipe::new(STDERR_CAPTURE);
+            *stderr = Some(pipe.clone());
+            WasiCtxBuilder::new().stderr(pipe).build()
+        });
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: wasi,
             table: &mut self.table,
         }
     }
@@ -136,9 +145,10 @@ const GRANTED: [&str; 13] = [
 fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     use wasmtime_wasi::cli::WasiCli;
     let l = linker;
-    wasi::io::error::add_to_linker::<State, HasTable>(l, |s| &mut s.table)?;
-    wasi::io::poll::add_to_linker::<State, HasTable>(l, |s| &mut s.table)?;
-    wasi::io::streams::add_to_linker::<State, HasTable>(l, |s| &mut s.table)?;
+    use wasmtime_wasi_io::bindings::wasi::io;
+    io::error::add_to_linker::<State, HasTable>(l, |s| &mut s.table)?;
+    io::poll::add_to_linker::<State, HasTable>(l, |s| &mut s.table)?;
+    io::streams::add_to_linker::<State, HasTable>(l, |s| &mut s.table)?;
     use wasmtime_wasi::cli::WasiCliView as _;
     use wasmtime_wasi::p2::bindings::cli;
     cli::exit::add_to_linker::<State, WasiCli>(l, State::cli)?;
@@ -251,7 +261,10 @@ impl MapperRuntime {
         if let Some(path) = &cached {
             match component.serialize() {
                 Ok(serialized) => {
-                    let tmp = path.with_extension("tmp");
+                    static WRITES: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(0);
+                    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
                     if let Err(e) =
                         std::fs::write(&tmp, serialized).and_then(|_| std::fs::rename(&tmp, path))
                     {
@@ -392,55 +405,69 @@ pub struct WasmMapper {
 }
 
 impl WasmMapper {
-    fn call(
+    /// Runs one call on a fresh instance: the decision, or the error and whether the memory
+    /// cap was hit; and what the guest wrote to stderr.
+    async fn call(
         &self,
         request: &MapRequest<'_>,
-        stderr: &MemoryOutputPipe,
-    ) -> Result<guest::Decision, (wasmtime::Error, bool)> {
-        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+    ) -> (Result<guest::Decision, (wasmtime::Error, bool)>, String) {
         let mut store = Store::new(
             &self.engine,
             State {
-                wasi,
+                wasi: None,
+                stderr: None,
                 table: ResourceTable::new(),
                 memory_cap: self.limits.memory_bytes,
                 memory_exceeded: false,
             },
         );
         store.limiter(|s| s as &mut dyn ResourceLimiter);
-        let ticks = self
-            .limits
-            .deadline
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis())
-            .max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // Yield to the server's other requests at every tick; interrupt at the deadline.
+        let deadline = Instant::now() + self.limits.deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
         let wire = guest::Request {
             issuer_id: request.issuer_id.to_owned(),
             issuer_url: request.issuer_url.to_owned(),
             claims: request.claims_json.to_owned(),
             config: request.config_json.to_owned(),
         };
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| instance.claimex_mapper_mapper().call_map(&mut store, &wire));
-        result.map_err(|e| (e, store.data().memory_exceeded))
+        let result = match self.pre.instantiate_async(&mut store).await {
+            Ok(instance) => {
+                instance
+                    .claimex_mapper_mapper()
+                    .call_map(&mut store, &wire)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let state = store.data();
+        let stderr = state
+            .stderr
+            .as_ref()
+            .map(|pipe| String::from_utf8_lossy(&pipe.contents()).trim().to_owned())
+            .unwrap_or_default();
+        (result.map_err(|e| (e, state.memory_exceeded)), stderr)
     }
 }
 
+#[async_trait::async_trait]
 impl ClaimsMapper for WasmMapper {
     fn sha256(&self) -> &str {
         &self.sha256
     }
 
-    fn map(&self, request: &MapRequest<'_>) -> MapOutcome {
-        let pipe = MemoryOutputPipe::new(STDERR_CAPTURE);
-        let result = self.decide(request, &pipe);
+    async fn map(&self, request: &MapRequest<'_>) -> MapOutcome {
+        let (result, stderr) = self.call(request).await;
         MapOutcome {
-            result,
-            stderr: String::from_utf8_lossy(&pipe.contents()).trim().to_owned(),
+            result: self.decide(result),
+            stderr,
         }
     }
 }
@@ -448,10 +475,9 @@ impl ClaimsMapper for WasmMapper {
 impl WasmMapper {
     fn decide(
         &self,
-        request: &MapRequest<'_>,
-        stderr: &MemoryOutputPipe,
+        result: Result<guest::Decision, (wasmtime::Error, bool)>,
     ) -> Result<MapDecision, MapperError> {
-        let decision = match self.call(request, stderr) {
+        let decision = match result {
             Ok(decision) => decision,
             Err((error, memory_exceeded)) => {
                 let failure = if memory_exceeded {

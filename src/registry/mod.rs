@@ -494,11 +494,12 @@ mod tests {
     use crate::mapping::{MapDecision, MapOutcome, MapRequest};
 
     struct Fixed;
+    #[async_trait::async_trait]
     impl ClaimsMapper for Fixed {
         fn sha256(&self) -> &str {
             "00"
         }
-        fn map(&self, _: &MapRequest<'_>) -> MapOutcome {
+        async fn map(&self, _: &MapRequest<'_>) -> MapOutcome {
             Ok(MapDecision::Deny("fixed".into())).into()
         }
     }

@@ -136,6 +136,7 @@ impl Outbound {
     }
 
     /// Sets `sub`, which AWS logs in CloudTrail as `SubjectFromWebIdentityToken`.
+    #[allow(clippy::should_implement_trait)] // `sub` is the JWT claim, not subtraction.
     pub fn sub(self, sub: impl Into<String>) -> Outbound {
         self.claim("sub", Value::String(sub.into()))
     }
@@ -231,19 +232,27 @@ pub fn __run(
 ///
 /// Use it once, at the root of a `cdylib` crate built with
 /// `cargo build --target wasm32-wasip2 --release`.
+///
+/// The export exists only on `wasm32` targets. Elsewhere the macro only checks the
+/// function's signature: the component export symbols (`claimex:mapper/mapper@0.1.0#map`)
+/// cannot be linked into a native `cdylib`, and native builds are for unit tests.
 #[macro_export]
 macro_rules! export_mapper {
     ($map:path) => {
-        #[doc(hidden)]
-        pub struct __ClaimexMapperExport;
-        impl $crate::bindings::exports::claimex::mapper::mapper::Guest for __ClaimexMapperExport {
-            fn map(
-                request: $crate::bindings::exports::claimex::mapper::mapper::Request,
-            ) -> $crate::bindings::exports::claimex::mapper::mapper::Decision {
-                $crate::__run(request, $map)
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct __ClaimexMapperExport;
+            impl $crate::bindings::exports::claimex::mapper::mapper::Guest for __ClaimexMapperExport {
+                fn map(
+                    request: $crate::bindings::exports::claimex::mapper::mapper::Request,
+                ) -> $crate::bindings::exports::claimex::mapper::mapper::Decision {
+                    $crate::__run(request, $map)
+                }
             }
-        }
-        $crate::bindings::__export_claims_mapper!(__ClaimexMapperExport with_types_in $crate::bindings);
+            $crate::bindings::__export_claims_mapper!(__ClaimexMapperExport with_types_in $crate::bindings);
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn(&$crate::Input) -> $crate::Decision = $map;
     };
 }
 

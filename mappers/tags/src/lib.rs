@@ -14,7 +14,9 @@
 //! - keys are case-insensitive, so two keys equal ignoring case collide;
 //! - `transitive_tag_keys` names tags that exist, each once, at most [`MAX_TAGS`] of them.
 
-use std::collections::HashSet;
+// Not HashSet: std's RandomState makes a wasm32-wasip2 guest import
+// `wasi:random/insecure-seed`, which the mapper sandbox does not grant.
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -270,7 +272,7 @@ fn check_transitive(list: &[Value], keys: &[String]) -> Result<Vec<String>, TagE
     if list.len() > MAX_TAGS {
         return Err(TagError::TooManyTransitive(list.len()));
     }
-    let mut seen = HashSet::with_capacity(list.len());
+    let mut seen = BTreeSet::new();
     let mut out = Vec::with_capacity(list.len());
     for item in list {
         let key = item.as_str().ok_or(TagError::TransitiveShape)?;
@@ -310,9 +312,12 @@ mod tests {
         assert_eq!(summary.transitive, vec!["repository".to_owned()]);
     }
 
+    /// A claim and a test of the error it must be refused with.
+    type Case = (Value, fn(&TagError) -> bool);
+
     #[test]
     fn refuses_each_rule() {
-        let cases: Vec<(Value, fn(&TagError) -> bool)> = vec![
+        let cases: Vec<Case> = vec![
             (json!([]), |e| matches!(e, TagError::NotAnObject)),
             (
                 json!({"principal_tags": {}, "x": 1}),

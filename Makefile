@@ -1,0 +1,36 @@
+# The two commands of the README are `make demo` and `make test`; the rest are their parts.
+# Each target installs what it needs (the wasm32-wasip2 target, the AWS emulator) itself.
+
+CARGO ?= cargo
+MAPPER_DIR := target/mappers
+STOCK_MAPPERS := claimex-mapper-github claimex-mapper-gitlab claimex-mapper-rules
+FIXTURES := $(addprefix claimex-fixture-,trap spin membomb bigoutput notobject reserved badtags echo wrongexport wrongversion)
+
+.PHONY: demo test mappers fixtures toolchain emulator lint bench
+
+## Run the whole exchange on loopback: issuer, claimex, GitHub mapper, local key.
+demo: mappers
+	$(CARGO) run --quiet -- demo
+
+## Run every test: unit, integration (loopback issuer, real mappers, AWS emulator), mapper crates.
+test: toolchain emulator fixtures
+	$(CARGO) test --workspace
+
+## Build the stock mappers as WebAssembly components (wasm32-wasip2).
+mappers: toolchain
+	$(CARGO) build --quiet --target wasm32-wasip2 --profile mapper --target-dir $(MAPPER_DIR) $(addprefix -p ,$(STOCK_MAPPERS))
+
+## Build the stock mappers and the misbehaving fixtures the tests load.
+fixtures: toolchain
+	$(CARGO) build --quiet --target wasm32-wasip2 --profile mapper --target-dir $(MAPPER_DIR) $(addprefix -p ,$(STOCK_MAPPERS) $(FIXTURES))
+
+toolchain:
+	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+## The AWS API emulator used by tests/aws.rs.
+emulator:
+	@python3 -c "import moto.server" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "moto[server]"
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings

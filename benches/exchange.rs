@@ -1,0 +1,410 @@
+//! The cost of one exchange against the crypto floor, measured in one run.
+//!
+//! Groups: `floor` (the unavoidable cryptography, straight on aws-lc-rs with keys parsed once),
+//! `stages` (verify, map, mint separately), `exchange` (the whole in-process pipeline with the
+//! local signer and the stock GitHub mapper), `scaling` (token size, issuer count). After the
+//! run, a table of medians and ratios against the floor is printed (and written to
+//! `target/criterion/claimex-summary.txt`).
+//!
+//! Run: `cargo bench --bench exchange` (the GitHub mapper is built first if needed).
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use criterion::{BenchmarkId, Criterion};
+use serde_json::{Value, json};
+
+use claimex::exchange::{ExchangeSettings, Exchanger, IssuerKeys, KeysError, system_now};
+use claimex::mapping::MapRequest;
+use claimex::mint::{self, Stamp};
+use claimex::registry::file::FileSource;
+use claimex::registry::{Issuer, IssuerRules, Registry};
+use claimex::signer::local::{LocalKey, LocalKeyStore};
+use claimex::signer::{SigningAlg, SigningKey};
+use claimex::testing::GITHUB_CLAIMS;
+use claimex::verify::{self, KeySet, VerifyPolicy};
+use claimex::wasm::{Limits, MapperRuntime};
+
+const AUD: &str = "https://claimex.bench";
+const ISS: &str = "https://token.actions.githubusercontent.com";
+
+/// Keys served from memory: the benchmark measures claimex, not the network.
+struct StaticKeys(Arc<KeySet>);
+
+#[async_trait]
+impl IssuerKeys for StaticKeys {
+    async fn keys(&self, _: &Issuer, _: Option<&str>) -> Result<Arc<KeySet>, KeysError> {
+        Ok(self.0.clone())
+    }
+}
+
+fn github_mapper() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root)
+            .args([
+                "build",
+                "--quiet",
+                "--target",
+                "wasm32-wasip2",
+                "--profile",
+                "mapper",
+                "-p",
+                "claimex-mapper-github",
+            ])
+            .arg("--target-dir")
+            .arg(root.join("target/mappers"))
+            .status()
+            .expect("cannot run cargo");
+    assert!(status.success(), "cannot build the GitHub mapper");
+    root.join("target/mappers/wasm32-wasip2/mapper/claimex_mapper_github.wasm")
+}
+
+/// GitHub claims padded with a filler claim to about `bytes` of JSON.
+fn claims(bytes: usize) -> Value {
+    let now = system_now();
+    let mut claims: Value = serde_json::from_str(GITHUB_CLAIMS).unwrap();
+    claims["iss"] = json!(ISS);
+    claims["aud"] = json!(AUD);
+    claims["iat"] = json!(now);
+    claims["nbf"] = json!(now);
+    claims["exp"] = json!(now + 3000);
+    let size = claims.to_string().len();
+    if bytes > size + 20 {
+        claims["x_filler"] = json!("f".repeat(bytes - size - 20));
+    }
+    claims
+}
+
+fn mint_inbound(key: &LocalKey, claims: &Value) -> String {
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": key.kid()});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let sig = key.sign_now(input.as_bytes()).unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+struct World {
+    inbound_key: LocalKey,
+    keys: Arc<KeySet>,
+    runtime: Arc<MapperRuntime>,
+    mapper_path: PathBuf,
+    dir: PathBuf,
+}
+
+impl World {
+    fn new() -> World {
+        let (inbound_key, _) = LocalKey::generate(SigningAlg::Rs256).unwrap();
+        let jwks = json!({"keys": [inbound_key.public_jwk()]}).to_string();
+        let keys = Arc::new(KeySet::from_jwks(jwks.as_bytes()).unwrap());
+        let dir = std::env::temp_dir().join(format!("claimex-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        World {
+            inbound_key,
+            keys,
+            runtime: MapperRuntime::new(Limits::default(), None).unwrap(),
+            mapper_path: github_mapper(),
+            dir,
+        }
+    }
+
+    /// An exchanger with `issuers` registered (all sharing one compiled mapper) and `github`
+    /// among them, signing with `alg`.
+    fn exchanger(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        alg: SigningAlg,
+        issuers: usize,
+    ) -> Exchanger {
+        let mut text = String::new();
+        for i in 0..issuers {
+            let (id, iss) = if i == 0 {
+                ("github".to_owned(), ISS.to_owned())
+            } else {
+                (format!("i{i}"), format!("https://issuer{i}.example"))
+            };
+            text.push_str(&format!(
+                "[issuers.{id}]\nissuer = {iss:?}\naudiences = [{AUD:?}]\nmapper = {:?}\nmapper_config = {{ allowed_owner_ids = [\"65\"] }}\n",
+                self.mapper_path.display().to_string()
+            ));
+        }
+        let path = self.dir.join(format!("issuers-{issuers}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let registry = Arc::new(Registry::new(
+            Box::new(FileSource::new(path)),
+            IssuerRules {
+                mapper_dir: PathBuf::new(),
+                allow_http_loopback: false,
+            },
+            self.runtime.clone(),
+        ));
+        let report = rt.block_on(registry.refresh()).unwrap();
+        assert_eq!(report.loaded, issuers);
+        let (signing, _) = LocalKey::generate(alg).unwrap();
+        Exchanger::new(
+            registry,
+            Arc::new(StaticKeys(self.keys.clone())),
+            Arc::new(LocalKeyStore::new(signing, vec![])),
+            ExchangeSettings {
+                issuer_url: "https://claimex.example.com".into(),
+                verify: VerifyPolicy::default(),
+                token_lifetime: Duration::from_secs(900),
+                max_token_lifetime: Duration::from_secs(3600),
+            },
+        )
+    }
+}
+
+fn floor(c: &mut Criterion, world: &World) {
+    let token = mint_inbound(&world.inbound_key, &claims(1500));
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    let public = match world.inbound_key.public_jwk() {
+        claimex::signer::PublicJwk::Rsa { n, e, .. } => {
+            // SPKI-free RSA public key for aws-lc-rs: verify with the components directly.
+            aws_lc_rs::signature::RsaPublicKeyComponents {
+                n: URL_SAFE_NO_PAD.decode(n).unwrap(),
+                e: URL_SAFE_NO_PAD.decode(e).unwrap(),
+            }
+        }
+        _ => unreachable!(),
+    };
+    let (rsa, _) = LocalKey::generate(SigningAlg::Rs256).unwrap();
+    let (ec, _) = LocalKey::generate(SigningAlg::Es256).unwrap();
+    let outbound = vec![b'x'; 1000];
+    let mut g = c.benchmark_group("floor");
+    g.bench_function("rs256_verify", |b| {
+        b.iter(|| {
+            public
+                .verify(
+                    &RSA_PKCS1_2048_8192_SHA256,
+                    black_box(input.as_bytes()),
+                    black_box(&sig),
+                )
+                .unwrap()
+        })
+    });
+    g.bench_function("rs256_sign", |b| {
+        b.iter(|| rsa.sign_now(black_box(&outbound)).unwrap())
+    });
+    g.bench_function("es256_sign", |b| {
+        b.iter(|| ec.sign_now(black_box(&outbound)).unwrap())
+    });
+    // What a naive signer pays: jsonwebtoken parses the key on every call.
+    let (_, der) = LocalKey::generate(SigningAlg::Rs256).unwrap();
+    let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
+    let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    let payload = json!({"sub": "x", "pad": "y".repeat(900)});
+    g.bench_function("jsonwebtoken_encode_rs256", |b| {
+        b.iter(|| jsonwebtoken::encode(&header, black_box(&payload), &encoding).unwrap())
+    });
+    g.finish();
+}
+
+fn stages(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
+    let exchanger = world.exchanger(rt, SigningAlg::Rs256, 1);
+    let issuer = exchanger.registry().snapshot().by_id("github").unwrap();
+    let token = mint_inbound(&world.inbound_key, &claims(1500));
+    let policy = VerifyPolicy::default();
+    let seen = verify::inspect(&token, &policy).unwrap();
+    let key = match world.keys.find(seen.header.kid.as_deref(), seen.header.alg) {
+        verify::KeyMatch::Found(k) => k,
+        _ => unreachable!(),
+    };
+    let verified =
+        verify::verify(&token, &seen.header, &issuer, key, &policy, system_now()).unwrap();
+    let request = MapRequest {
+        issuer_id: &issuer.id,
+        issuer_url: &issuer.url,
+        claims_json: &verified.claims_json,
+        config_json: &issuer.mapper_config,
+    };
+    let output = match rt.block_on(issuer.mapper.map(&request)).result.unwrap() {
+        claimex::mapping::MapDecision::Allow(json) => json,
+        other => panic!("{other:?}"),
+    };
+    let signing = exchanger.signer().signing_key().unwrap();
+    let mut g = c.benchmark_group("stages");
+    g.bench_function("inspect", |b| {
+        b.iter(|| verify::inspect(black_box(&token), &policy).unwrap())
+    });
+    g.bench_function("verify", |b| {
+        b.iter(|| {
+            verify::verify(
+                black_box(&token),
+                &seen.header,
+                &issuer,
+                key,
+                &policy,
+                system_now(),
+            )
+            .unwrap()
+        })
+    });
+    g.bench_function("mapper_call", |b| {
+        b.iter(|| issuer.mapper.map(black_box(&request)))
+    });
+    g.bench_function("mint_unsigned", |b| {
+        b.iter(|| {
+            let checked = mint::check_output(black_box(&output), &issuer).unwrap();
+            let stamp = Stamp::new("https://claimex.example.com", 0, Duration::from_secs(900));
+            mint::signing_input(signing.alg(), signing.kid(), &checked, &stamp).unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn whole(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
+    let token = mint_inbound(&world.inbound_key, &claims(1500));
+    let mut g = c.benchmark_group("exchange");
+    for alg in [SigningAlg::Rs256, SigningAlg::Es256] {
+        let exchanger = world.exchanger(rt, alg, 1);
+        g.bench_function(alg.as_str(), |b| {
+            b.to_async(rt).iter(|| async {
+                let (result, _audit) = exchanger.exchange(black_box(&token), Some("github")).await;
+                result.unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn scaling(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
+    let mut g = c.benchmark_group("scaling");
+    let exchanger = world.exchanger(rt, SigningAlg::Es256, 1);
+    for size in [1024, 8 * 1024, 15 * 1024] {
+        let token = mint_inbound(&world.inbound_key, &claims(size * 3 / 4));
+        g.bench_with_input(
+            BenchmarkId::new("token_bytes", token.len() / 1024 * 1024),
+            &token,
+            |b, token| {
+                b.to_async(rt).iter(|| async {
+                    let (result, _audit) =
+                        exchanger.exchange(black_box(token), Some("github")).await;
+                    result.unwrap()
+                })
+            },
+        );
+    }
+    let token = mint_inbound(&world.inbound_key, &claims(1500));
+    for issuers in [1, 100, 10_000] {
+        let exchanger = world.exchanger(rt, SigningAlg::Es256, issuers);
+        g.bench_with_input(BenchmarkId::new("issuers", issuers), &issuers, |b, _| {
+            b.to_async(rt).iter(|| async {
+                let (result, _audit) = exchanger.exchange(black_box(&token), None).await;
+                result.unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn median_us(group: &str, bench: &str) -> Option<f64> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/criterion")
+        .join(group)
+        .join(bench)
+        .join("new/estimates.json");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    Some(json["median"]["point_estimate"].as_f64()? / 1000.0)
+}
+
+fn summary() {
+    let m = |g: &str, b: &str| median_us(g, b).unwrap_or(f64::NAN);
+    let verify_floor = m("floor", "rs256_verify");
+    let floor_rs = verify_floor + m("floor", "rs256_sign");
+    let floor_es = verify_floor + m("floor", "es256_sign");
+    let mapper = m("stages", "mapper_call");
+    let ex_rs = m("exchange", "RS256");
+    let ex_es = m("exchange", "ES256");
+    let mut out = String::new();
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "median µs (this run)");
+    for (g, b) in [
+        ("floor", "rs256_verify"),
+        ("floor", "rs256_sign"),
+        ("floor", "es256_sign"),
+        ("floor", "jsonwebtoken_encode_rs256"),
+        ("stages", "inspect"),
+        ("stages", "verify"),
+        ("stages", "mapper_call"),
+        ("stages", "mint_unsigned"),
+        ("exchange", "RS256"),
+        ("exchange", "ES256"),
+        ("scaling", "token_bytes/1024"),
+        ("scaling", "token_bytes/8192"),
+        ("scaling", "token_bytes/15360"),
+        ("scaling", "issuers/1"),
+        ("scaling", "issuers/100"),
+        ("scaling", "issuers/10000"),
+    ] {
+        let _ = writeln!(out, "  {g}/{b:<28} {:>9.1}", m(g, b));
+    }
+    let _ = writeln!(out, "ratios");
+    let _ = writeln!(
+        out,
+        "  jsonwebtoken encode / cached-key sign (RS256): {:.2}x",
+        m("floor", "jsonwebtoken_encode_rs256") / m("floor", "rs256_sign")
+    );
+    let _ = writeln!(
+        out,
+        "  exchange RS256 / (floor RS256 + mapper call): {:.3}x (target <= 1.10)",
+        ex_rs / (floor_rs + mapper)
+    );
+    let _ = writeln!(
+        out,
+        "  exchange ES256 / (floor ES256 + mapper call): {:.3}x (target <= 1.25)",
+        ex_es / (floor_es + mapper)
+    );
+    let _ = writeln!(
+        out,
+        "  glue = exchange ES256 - floor - mapper call: {:.1} µs (target <= 15)",
+        ex_es - floor_es - mapper
+    );
+    let _ = writeln!(
+        out,
+        "  glue = exchange RS256 - floor - mapper call: {:.1} µs",
+        ex_rs - floor_rs - mapper
+    );
+    let _ = writeln!(out, "  mapper call: {mapper:.1} µs (target <= 40)");
+    let _ = writeln!(
+        out,
+        "  issuers 10000 / issuers 1: {:.3}x",
+        m("scaling", "issuers/10000") / m("scaling", "issuers/1")
+    );
+    print!("{out}");
+    let _ = std::fs::write(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion/claimex-summary.txt"),
+        out,
+    );
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let world = World::new();
+    floor(&mut c, &world);
+    stages(&mut c, &world, &rt);
+    whole(&mut c, &world, &rt);
+    scaling(&mut c, &world, &rt);
+    c.final_summary();
+    summary();
+    let _ = std::fs::remove_dir_all(&world.dir);
+}

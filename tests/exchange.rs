@@ -1,0 +1,652 @@
+//! End-to-end exchanges on loopback: a real issuer serving discovery and JWKS over HTTP,
+//! real mapper components built from `mappers/`, claimex serving over HTTP.
+
+mod common;
+
+use std::time::Duration;
+
+use claimex::testing::TestIssuer;
+use common::{Claimex, FAST, exchange, issuer_entry, now, verify_with_jwks};
+use serde_json::{Value, json};
+
+const AUD: &str = "https://claimex.test";
+const GITHUB_CONFIG: &str =
+    r#"{ allowed_owner_ids = ["65"], transitive_tag_keys = ["repository"] }"#;
+
+/// An issuer and a claimex that trusts it with the GitHub mapper under id `github`.
+fn github_setup() -> (TestIssuer, Claimex) {
+    let issuer = TestIssuer::start().unwrap();
+    let claimex = Claimex::start(
+        &issuer_entry(
+            "github",
+            issuer.url(),
+            AUD,
+            "claimex-mapper-github",
+            GITHUB_CONFIG,
+        ),
+        FAST,
+    );
+    (issuer, claimex)
+}
+
+/// An issuer and a claimex whose issuer `fx` runs the fixture mapper `fixture`.
+fn fixture_setup(fixture: &str) -> (TestIssuer, Claimex) {
+    let issuer = TestIssuer::start().unwrap();
+    let claimex = Claimex::start(
+        &issuer_entry(
+            "fx",
+            issuer.url(),
+            AUD,
+            &format!("claimex-fixture-{fixture}"),
+            "{}",
+        ),
+        FAST,
+    );
+    (issuer, claimex)
+}
+
+fn github_token(issuer: &TestIssuer) -> String {
+    issuer.mint(&issuer.github_claims(AUD, now()))
+}
+
+#[tokio::test]
+async fn github_token_is_exchanged_and_verifies_against_claimex_jwks() {
+    let (issuer, claimex) = github_setup();
+    let answer = exchange(&claimex.url, "?issuerId=github", github_token(&issuer)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let claims = verify_with_jwks(&claimex.url, &answer.body).await;
+    assert_eq!(claims["iss"], claimex.url);
+    assert_eq!(claims["aud"], "sts.amazonaws.com");
+    assert_eq!(claims["sub"], "repo:octo-org/octo-repo:environment:prod");
+    let tags = &claims["https://aws.amazon.com/tags"];
+    assert_eq!(
+        tags["principal_tags"]["repository"],
+        json!(["octo-org/octo-repo"])
+    );
+    assert_eq!(tags["principal_tags"]["ref"], json!(["refs/heads/main"]));
+    assert_eq!(tags["principal_tags"]["actor"], json!(["octocat"]));
+    assert_eq!(tags["transitive_tag_keys"], json!(["repository"]));
+    let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+    assert_eq!(lifetime, 900);
+    assert_eq!(claims["nbf"], claims["iat"]);
+    assert_eq!(claims["jti"].as_str().unwrap().len(), 22);
+}
+
+#[tokio::test]
+async fn issuer_is_chosen_by_iss_when_no_issuer_id_is_given() {
+    let (issuer, claimex) = github_setup();
+    let answer = exchange(&claimex.url, "", github_token(&issuer)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // A token whose iss is registered nowhere is refused.
+    let other = TestIssuer::start().unwrap();
+    let answer = exchange(
+        &claimex.url,
+        "",
+        other.mint(&other.github_claims(AUD, now())),
+    )
+    .await;
+    answer.assert_error(401, "invalid_grant");
+}
+
+#[tokio::test]
+async fn gitlab_shaped_tokens_reach_the_mapper_verified_and_intact() {
+    let (issuer, claimex) = fixture_setup("echo");
+    let claims = issuer.gitlab_claims(AUD, now());
+    let answer = exchange(&claimex.url, "?issuerId=fx", issuer.mint(&claims)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let out = verify_with_jwks(&claimex.url, &answer.body).await;
+    let seen = &out["seen"];
+    assert_eq!(seen["issuer_id"], "fx");
+    assert_eq!(seen["issuer_url"], issuer.url());
+    assert_eq!(seen["claims"], claims);
+    assert_eq!(out["sub"], claims["sub"]);
+}
+
+#[tokio::test]
+async fn json_body_and_json_answer() {
+    let (issuer, claimex) = github_setup();
+    let response = common::http()
+        .post(format!("{}/exchange?issuerId=github", claimex.url))
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(json!({"token": github_token(&issuer)}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    let claims = verify_with_jwks(&claimex.url, body["token"].as_str().unwrap()).await;
+    assert_eq!(body["expires_at"], claims["exp"]);
+}
+
+#[tokio::test]
+async fn raw_token_answer_is_application_jwt() {
+    let (issuer, claimex) = github_setup();
+    let response = common::http()
+        .post(format!("{}/exchange?issuerId=github", claimex.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("{}\n", github_token(&issuer)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/jwt");
+}
+
+/// Claims from the issuer with one change.
+fn github_with(issuer: &TestIssuer, change: impl FnOnce(&mut Value)) -> String {
+    let mut claims = issuer.github_claims(AUD, now());
+    change(&mut claims);
+    issuer.mint(&claims)
+}
+
+#[tokio::test]
+async fn verification_refusals() {
+    let (issuer, claimex) = github_setup();
+    let t = now();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "wrong iss",
+            github_with(&issuer, |c| c["iss"] = json!("https://evil.example")),
+            "iss",
+        ),
+        (
+            "wrong aud",
+            github_with(&issuer, |c| c["aud"] = json!("someone-else")),
+            "aud",
+        ),
+        (
+            "aud list without ours",
+            github_with(&issuer, |c| c["aud"] = json!(["a", "b"])),
+            "aud",
+        ),
+        (
+            "expired",
+            github_with(&issuer, |c| {
+                c["exp"] = json!(t - 120);
+                c["iat"] = json!(t - 600);
+            }),
+            "expired",
+        ),
+        (
+            "nbf in the future",
+            github_with(&issuer, |c| c["nbf"] = json!(t + 600)),
+            "nbf",
+        ),
+        (
+            "missing exp",
+            github_with(&issuer, |c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+            "exp",
+        ),
+        (
+            "missing iat",
+            github_with(&issuer, |c| {
+                c.as_object_mut().unwrap().remove("iat");
+            }),
+            "iat",
+        ),
+        (
+            "iat in the future",
+            github_with(&issuer, |c| c["iat"] = json!(t + 600)),
+            "future",
+        ),
+        (
+            "too old",
+            github_with(&issuer, |c| {
+                c["iat"] = json!(t - 7200);
+                c["exp"] = json!(t + 60);
+            }),
+            "older",
+        ),
+        (
+            "string exp",
+            github_with(&issuer, |c| c["exp"] = json!("soon")),
+            "exp",
+        ),
+        (
+            "alg none",
+            issuer.mint_alg_none(&issuer.github_claims(AUD, t)),
+            "none",
+        ),
+        (
+            "HS256 keyed with the public key",
+            issuer.mint_hs256_with_public_key(&issuer.github_claims(AUD, t)),
+            "HS256",
+        ),
+        (
+            "RS384 not on the allow-list",
+            issuer.mint_with_header(
+                json!({"alg": "RS384", "kid": issuer.kid()}),
+                &issuer.github_claims(AUD, t),
+            ),
+            "RS384",
+        ),
+    ];
+    for (name, token, needle) in cases {
+        let answer = exchange(&claimex.url, "?issuerId=github", token).await;
+        let description = answer.assert_error(401, "invalid_grant");
+        assert!(description.contains(needle), "{name}: {description}");
+        assert!(
+            !answer.body.contains("eyJ"),
+            "{name}: the answer echoes a token"
+        );
+    }
+}
+
+#[tokio::test]
+async fn foreign_key_with_the_issuers_kid_is_refused() {
+    let (issuer, claimex) = github_setup();
+    let foreign = TestIssuer::start().unwrap();
+    let token = foreign.mint_with_header(
+        json!({"alg": "RS256", "kid": issuer.kid()}),
+        &issuer.github_claims(AUD, now()),
+    );
+    let description = exchange(&claimex.url, "?issuerId=github", token)
+        .await
+        .assert_error(401, "invalid_grant");
+    assert!(description.contains("signature"), "{description}");
+}
+
+#[tokio::test]
+async fn unknown_kid_is_refused_then_accepted_after_the_issuer_rotates() {
+    let (issuer, claimex) = github_setup();
+    // Prime the key cache.
+    assert_eq!(
+        exchange(&claimex.url, "?issuerId=github", github_token(&issuer))
+            .await
+            .status,
+        200
+    );
+    issuer.stage_key();
+    let token = issuer
+        .mint_staged(&issuer.github_claims(AUD, now()))
+        .unwrap();
+    let description = exchange(&claimex.url, "?issuerId=github", token.clone())
+        .await
+        .assert_error(401, "invalid_grant");
+    assert!(description.contains("kid"), "{description}");
+    let fetches = issuer.jwks_fetches();
+    // A burst of unknown kids refetches at most once per interval.
+    for _ in 0..5 {
+        exchange(&claimex.url, "?issuerId=github", token.clone())
+            .await
+            .assert_error(401, "invalid_grant");
+    }
+    assert!(
+        issuer.jwks_fetches() <= fetches + 1,
+        "refetches are not rate limited"
+    );
+    issuer.rotate_to_staged();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let answer = exchange(&claimex.url, "?issuerId=github", token).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+#[tokio::test]
+async fn cached_keys_keep_verifying_while_the_issuer_is_down() {
+    let (issuer, claimex) = github_setup();
+    issuer.set_cache_control("max-age=0");
+    assert_eq!(
+        exchange(&claimex.url, "?issuerId=github", github_token(&issuer))
+            .await
+            .status,
+        200
+    );
+    issuer.set_up(false);
+    // The cached keys are stale after 1 s; the refetch fails and the cached keys are used.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let answer = exchange(&claimex.url, "?issuerId=github", github_token(&issuer)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let answer = exchange(&claimex.url, "?issuerId=github", github_token(&issuer)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+#[tokio::test]
+async fn an_issuer_down_from_the_start_is_temporarily_unavailable() {
+    let (issuer, claimex) = github_setup();
+    issuer.set_up(false);
+    let response = common::http()
+        .post(format!("{}/exchange?issuerId=github", claimex.url))
+        .body(github_token(&issuer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+}
+
+#[tokio::test]
+async fn malformed_requests() {
+    let (issuer, claimex) = github_setup();
+    let q = "?issuerId=github";
+    exchange(&claimex.url, q, "")
+        .await
+        .assert_error(400, "invalid_request");
+    exchange(&claimex.url, q, "garbage")
+        .await
+        .assert_error(400, "invalid_request");
+    exchange(&claimex.url, q, "a.b.c")
+        .await
+        .assert_error(400, "invalid_request");
+    exchange(&claimex.url, q, vec![0xff, 0xfe, 0x00])
+        .await
+        .assert_error(400, "invalid_request");
+    exchange(&claimex.url, q, "x".repeat(16 * 1024 + 10))
+        .await
+        .assert_error(413, "invalid_request");
+    exchange(&claimex.url, q, vec![b'a'; 5 * 1024 * 1024])
+        .await
+        .assert_error(413, "invalid_request");
+    exchange(&claimex.url, "?issuerId=nobody", github_token(&issuer))
+        .await
+        .assert_error(400, "invalid_request");
+    exchange(
+        &claimex.url,
+        "?issuerId=github&issuerId=x",
+        github_token(&issuer),
+    )
+    .await
+    .assert_error(400, "invalid_request");
+    let d = exchange(
+        &claimex.url,
+        &format!("?token={}", github_token(&issuer)),
+        "",
+    )
+    .await
+    .assert_error(400, "invalid_request");
+    assert!(d.contains("URL"));
+    let response = common::http()
+        .post(format!("{}/exchange{q}", claimex.url))
+        .header("content-type", "application/json")
+        .body("{\"tok\": 1}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let response = common::http()
+        .get(format!("{}/exchange", claimex.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    let response = common::http()
+        .get(format!("{}/nope", claimex.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    // Still serving.
+    assert_eq!(
+        exchange(&claimex.url, q, github_token(&issuer))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn mapper_deny_is_access_denied_with_the_reason() {
+    let (issuer, claimex) = github_setup();
+    let token = github_with(&issuer, |c| {
+        c["repository_owner_id"] = json!("666");
+        c["repository_owner"] = json!("evil-org");
+    });
+    let description = exchange(&claimex.url, "?issuerId=github", token)
+        .await
+        .assert_error(403, "access_denied");
+    assert!(description.contains("evil-org"), "{description}");
+}
+
+/// A misbehaving mapper is refused with a server error that says what happened, and the
+/// server goes on serving.
+async fn assert_mapper_failure(fixture: &str, needle: &str) {
+    let (issuer, claimex) = fixture_setup(fixture);
+    let token = issuer.mint(&issuer.github_claims(AUD, now()));
+    let description = exchange(&claimex.url, "?issuerId=fx", token.clone())
+        .await
+        .assert_error(500, "server_error");
+    assert!(description.contains(needle), "{fixture}: {description}");
+    // Again: a fresh instance each time, and the server is unharmed.
+    exchange(&claimex.url, "?issuerId=fx", token)
+        .await
+        .assert_error(500, "server_error");
+    let health = common::http()
+        .get(format!("{}/healthz", claimex.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn mapper_trap_is_refused() {
+    assert_mapper_failure("trap", "trapped").await;
+}
+
+#[tokio::test]
+async fn mapper_infinite_loop_is_stopped_by_the_deadline() {
+    assert_mapper_failure("spin", "deadline").await;
+}
+
+#[tokio::test]
+async fn mapper_memory_bomb_is_stopped() {
+    assert_mapper_failure("membomb", "memory").await;
+}
+
+#[tokio::test]
+async fn mapper_output_with_reserved_claims_is_refused() {
+    assert_mapper_failure("reserved", "only claimex may set").await;
+}
+
+#[tokio::test]
+async fn mapper_output_that_is_not_an_object_is_refused() {
+    assert_mapper_failure("notobject", "not a JSON object").await;
+}
+
+#[tokio::test]
+async fn mapper_output_with_invalid_tags_is_refused_naming_the_tag() {
+    assert_mapper_failure("badtags", "#").await;
+}
+
+#[tokio::test]
+async fn mapper_output_of_ten_megabytes_is_refused() {
+    assert_mapper_failure("bigoutput", "bytes").await;
+}
+
+#[tokio::test]
+async fn a_loop_does_not_block_other_issuers() {
+    let issuer = TestIssuer::start().unwrap();
+    let issuers = format!(
+        "{}{}",
+        issuer_entry(
+            "github",
+            issuer.url(),
+            AUD,
+            "claimex-mapper-github",
+            GITHUB_CONFIG
+        ),
+        issuer_entry("spin", issuer.url(), AUD, "claimex-fixture-spin", "{}")
+    );
+    let claimex = Claimex::start(&issuers, FAST);
+    let token = github_token(&issuer);
+    let (spin, good) = tokio::join!(
+        exchange(&claimex.url, "?issuerId=spin", token.clone()),
+        exchange(&claimex.url, "?issuerId=github", token.clone()),
+    );
+    spin.assert_error(500, "server_error");
+    assert_eq!(good.status, 200, "{}", good.body);
+    // With two issuers on one URL, the caller must say which.
+    let d = exchange(&claimex.url, "", token)
+        .await
+        .assert_error(400, "invalid_request");
+    assert!(d.contains("issuerId"), "{d}");
+}
+
+#[tokio::test]
+async fn discovery_and_jwks_describe_claimex_as_an_oidc_provider() {
+    let (_issuer, claimex) = github_setup();
+    let response = common::http()
+        .get(format!("{}/.well-known/openid-configuration", claimex.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
+    let doc: Value = response.json().await.unwrap();
+    assert_eq!(doc["issuer"], claimex.url);
+    assert_eq!(
+        doc["jwks_uri"],
+        format!("{}/.well-known/jwks.json", claimex.url)
+    );
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        json!(["RS256"])
+    );
+    assert_eq!(doc["response_types_supported"], json!(["id_token"]));
+    assert_eq!(doc["subject_types_supported"], json!(["public"]));
+    assert!(
+        doc["claims_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("https://aws.amazon.com/tags"))
+    );
+    let jwks: Value = common::http()
+        .get(format!("{}/.well-known/jwks.json", claimex.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(key["kty"], "RSA");
+    assert_eq!(key["use"], "sig");
+    assert_eq!(
+        key["kid"],
+        claimex::signer::jwk::rsa_thumbprint(
+            key["n"].as_str().unwrap(),
+            key["e"].as_str().unwrap()
+        )
+    );
+}
+
+#[tokio::test]
+async fn invalid_entries_are_skipped_and_reported() {
+    let issuer = TestIssuer::start().unwrap();
+    let mut issuers = issuer_entry(
+        "github",
+        issuer.url(),
+        AUD,
+        "claimex-mapper-github",
+        GITHUB_CONFIG,
+    );
+    issuers.push_str(&issuer_entry(
+        "pinned",
+        issuer.url(),
+        AUD,
+        "claimex-mapper-github",
+        "{}",
+    ));
+    issuers.push_str(&format!("mapper_sha256 = {:?}\n", "0".repeat(64)));
+    issuers.push_str(&issuer_entry(
+        "wrongworld",
+        issuer.url(),
+        AUD,
+        "claimex-fixture-wrongexport",
+        "{}",
+    ));
+    issuers.push_str(&issuer_entry(
+        "newer",
+        issuer.url(),
+        AUD,
+        "claimex-fixture-wrongversion",
+        "{}",
+    ));
+    issuers.push_str(
+        "[issuers.noaud]\nissuer = \"https://x.example\"\naudiences = []\nmapper = \"x.wasm\"\n",
+    );
+    let claimex = Claimex::start(&issuers, FAST);
+    let health: Value = common::http()
+        .get(format!("{}/healthz", claimex.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["registry"]["issuers"], 1);
+    let invalid = health["registry"]["invalid_entries"].to_string();
+    assert!(invalid.contains("pins"), "{invalid}");
+    assert!(
+        invalid.contains("does not export claimex:mapper/mapper@0.1.0"),
+        "{invalid}"
+    );
+    assert!(invalid.contains("claimex:mapper/mapper@0.2.0"), "{invalid}");
+    assert!(invalid.contains("audiences must not be empty"), "{invalid}");
+    exchange(&claimex.url, "?issuerId=pinned", github_token(&issuer))
+        .await
+        .assert_error(400, "invalid_request");
+    assert_eq!(
+        exchange(&claimex.url, "?issuerId=github", github_token(&issuer))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn registry_file_changes_take_effect_without_a_restart() {
+    let (issuer, claimex) = github_setup();
+    let token = github_token(&issuer);
+    assert_eq!(
+        exchange(&claimex.url, "?issuerId=github", token.clone())
+            .await
+            .status,
+        200
+    );
+    claimex.write_issuers(&issuer_entry(
+        "github",
+        issuer.url(),
+        "another-audience",
+        "claimex-mapper-github",
+        GITHUB_CONFIG,
+    ));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    exchange(&claimex.url, "?issuerId=github", token.clone())
+        .await
+        .assert_error(401, "invalid_grant");
+    // A broken file keeps the last good registry.
+    claimex.write_issuers("this is not toml [");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let health: Value = common::http()
+        .get(format!("{}/healthz", claimex.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["registry"]["issuers"], 1);
+}
+
+#[tokio::test]
+async fn start_up_fails_clearly_without_a_registry() {
+    let err = Claimex::try_start("[issuers.x", "")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("cannot load the issuer registry"), "{err}");
+}
