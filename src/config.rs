@@ -169,6 +169,10 @@ pub struct SignerConfig {
     /// KMS keys published besides the signing key (previous and pending, during rotation).
     #[serde(deserialize_with = "list_or_csv")]
     pub kms_published_key_ids: Vec<String>,
+    /// An SSM parameter naming the KMS keys, JSON `{"current": KEY, "published": [KEY, ...]}`,
+    /// re-read every `registry.refresh_secs` and edited by `claimex keys stage|promote|retire`.
+    /// When it exists it takes precedence over `kms_key_id` and `kms_published_key_ids`.
+    pub kms_keys_parameter: Option<String>,
 }
 
 /// `[aws]`
@@ -251,6 +255,7 @@ impl Default for SignerConfig {
             published_paths: Vec::new(),
             kms_key_id: None,
             kms_published_key_ids: Vec::new(),
+            kms_keys_parameter: None,
         }
     }
 }
@@ -456,10 +461,16 @@ impl Config {
         }
         if self.signer.backend == SignerBackend::Kms
             && self.signer.kms_key_id.as_deref().unwrap_or("").is_empty()
+            && self
+                .signer
+                .kms_keys_parameter
+                .as_deref()
+                .unwrap_or("")
+                .is_empty()
         {
             return Err(bad(
                 "signer.kms_key_id",
-                "is required with signer.backend = \"kms\"",
+                "is required with signer.backend = \"kms\" (or set signer.kms_keys_parameter)",
             ));
         }
         Ok(())

@@ -56,6 +56,39 @@ enum KeysCommand {
         #[arg(long, env = CONFIG_ENV)]
         config: Option<PathBuf>,
     },
+    /// Print the KMS rotation state (signer.kms_keys_parameter): current and published keys.
+    Show {
+        /// The configuration file.
+        #[arg(long, env = CONFIG_ENV)]
+        config: Option<PathBuf>,
+    },
+    /// Publish a KMS key as the pending key: in the JWKS, not signing yet.
+    Stage {
+        /// The KMS key (id, ARN, alias name or alias ARN); stored as its ARN.
+        key: String,
+        /// The configuration file.
+        #[arg(long, env = CONFIG_ENV)]
+        config: Option<PathBuf>,
+    },
+    /// Make a staged KMS key the current (signing) key; the old current key stays published.
+    Promote {
+        /// The KMS key (id, ARN, alias name or alias ARN).
+        key: String,
+        /// Promote even if the key was not staged (published) first.
+        #[arg(long)]
+        force: bool,
+        /// The configuration file.
+        #[arg(long, env = CONFIG_ENV)]
+        config: Option<PathBuf>,
+    },
+    /// Stop publishing a KMS key (never the current one).
+    Retire {
+        /// The KMS key as listed by `claimex keys show`, or any id, ARN or alias of it.
+        key: String,
+        /// The configuration file.
+        #[arg(long, env = CONFIG_ENV)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -131,17 +164,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{}", report.text);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Keys {
-            command: KeysCommand::Jwks { config },
-        } => {
-            let config = Config::load(config.as_deref())?;
-            let store = claimex::app::key_store(&config).await?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({"keys": store.published()}))?
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Keys { command } => keys(command).await,
         Command::Mapper {
             command: MapperCommand::Check { mapper },
         } => {
@@ -194,4 +217,46 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// `claimex keys jwks` prints the JWKS; `claimex keys show|stage|promote|retire` perform one
+/// step on the KMS signing-keys parameter and print the resulting state as JSON.
+async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
+    let (config, step) = match command {
+        KeysCommand::Jwks { config } => {
+            let config = Config::load(config.as_deref())?;
+            let store = claimex::app::key_store(&config).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"keys": store.published()}))?
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        KeysCommand::Show { config } => (config, RotationStep::Show),
+        KeysCommand::Stage { key, config } => (config, RotationStep::Stage(key)),
+        KeysCommand::Promote { key, force, config } => (config, RotationStep::Promote(key, force)),
+        KeysCommand::Retire { key, config } => (config, RotationStep::Retire(key)),
+    };
+    let config = Config::load(config.as_deref())?;
+    let shared = claimex::aws::sdk_config(&config).await;
+    let rotation = claimex::aws::kms::Rotation::new(
+        claimex::aws::kms_client_from(&shared, &config),
+        claimex::aws::ssm_client_from(&shared, &config),
+        &config.signer,
+    )?;
+    let report = match step {
+        RotationStep::Show => rotation.show().await?,
+        RotationStep::Stage(key) => rotation.stage(&key).await?,
+        RotationStep::Promote(key, force) => rotation.promote(&key, force).await?,
+        RotationStep::Retire(key) => rotation.retire(&key).await?,
+    };
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+enum RotationStep {
+    Show,
+    Stage(String),
+    Promote(String, bool),
+    Retire(String),
 }
