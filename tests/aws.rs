@@ -380,9 +380,11 @@ async fn ssm_outage_keeps_serving_and_is_reported() {
             ParameterType::SecureString,
         )
         .await;
+        // (A refresh may land between the restart and the put and see an empty prefix: wait
+        // for the issuer, not only for a successful refresh.)
         let health = wait_for("/healthz to recover", PROPAGATION, || async {
             let health = server.healthz().await;
-            (health["status"] == "ok").then_some(health)
+            (health["status"] == "ok" && health["registry"]["issuers"] == 1).then_some(health)
         })
         .await;
         assert_eq!(health["registry"]["consecutive_failures"], 0, "{health}");

@@ -35,7 +35,8 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A unique scratch directory under `target/tmp` (kept for post-mortems, small).
+/// A unique scratch directory under `target/tmp/aws-tests` (removed by its owner unless
+/// the test failed).
 pub fn scratch(name: &str) -> PathBuf {
     let dir = root().join("target/tmp/aws-tests").join(format!(
         "{name}-{}-{}",
@@ -218,6 +219,12 @@ impl Drop for Moto {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // Logs stay for a failed test's post-mortem.
+        if !std::thread::panicking()
+            && let Some(dir) = self.log.parent()
+        {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -715,6 +722,10 @@ impl Drop for Server {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // Logs stay for a failed test's post-mortem.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
