@@ -36,7 +36,7 @@ enum Command {
         #[arg(long, default_value_os_t = std::env::temp_dir().join("claimex-demo"))]
         dir: PathBuf,
     },
-    /// Inspect the signing keys.
+    /// Inspect the signing keys, and rotate KMS keys.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
