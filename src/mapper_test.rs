@@ -81,12 +81,14 @@ pub async fn run(input: &TestInput<'_>) -> anyhow::Result<TestOutcome> {
     };
     let claims_json = serde_json::to_string(&claims)?;
     let calling = Instant::now();
-    let outcome = mapper.map(&MapRequest {
-        issuer_id: &issuer.id,
-        issuer_url: &issuer.url,
-        claims_json: &claims_json,
-        config_json: &issuer.mapper_config,
-    }).await;
+    let outcome = mapper
+        .map(&MapRequest {
+            issuer_id: &issuer.id,
+            issuer_url: &issuer.url,
+            claims_json: &claims_json,
+            config_json: &issuer.mapper_config,
+        })
+        .await;
     let call_time = calling.elapsed();
     let mut text = String::new();
     let _ = writeln!(
