@@ -21,7 +21,7 @@ use criterion::{BenchmarkId, Criterion};
 use serde_json::{Value, json};
 
 use claimex::exchange::{ExchangeSettings, Exchanger, IssuerKeys, KeysError, system_now};
-use claimex::mapping::MapRequest;
+use claimex::mapping::{ClaimsMapper, MapRequest};
 use claimex::mint::{self, Stamp};
 use claimex::registry::file::FileSource;
 use claimex::registry::{Issuer, IssuerRules, Registry};
@@ -65,6 +65,32 @@ fn github_mapper() -> PathBuf {
             .expect("cannot run cargo");
     assert!(status.success(), "cannot build the GitHub mapper");
     root.join("target/mappers/wasm32-wasip2/mapper/claimex_mapper_github.wasm")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let package = format!("claimex-fixture-{name}");
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root)
+            .args([
+                "build",
+                "--quiet",
+                "--target",
+                "wasm32-wasip2",
+                "--profile",
+                "mapper",
+                "-p",
+                &package,
+            ])
+            .arg("--target-dir")
+            .arg(root.join("target/mappers"))
+            .status()
+            .expect("cannot run cargo");
+    assert!(status.success(), "cannot build {package}");
+    root.join(format!(
+        "target/mappers/wasm32-wasip2/mapper/claimex_fixture_{name}.wasm"
+    ))
 }
 
 /// GitHub claims padded with a filler claim to about `bytes` of JSON.
@@ -253,7 +279,23 @@ fn stages(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
         })
     });
     g.bench_function("mapper_call", |b| {
-        b.iter(|| issuer.mapper.map(black_box(&request)))
+        b.to_async(rt).iter(|| async {
+            let outcome = issuer.mapper.map(black_box(&request)).await;
+            assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+            outcome
+        })
+    });
+    // The runtime's own cost: a fresh instance of a mapper that parses nothing.
+    let trivial = world
+        .runtime
+        .load_bytes(&std::fs::read(fixture("notobject")).unwrap(), None)
+        .unwrap();
+    g.bench_function("mapper_call_trivial", |b| {
+        b.to_async(rt).iter(|| async {
+            let outcome = ClaimsMapper::map(trivial.as_ref(), black_box(&request)).await;
+            assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+            outcome
+        })
     });
     g.bench_function("mint_unsigned", |b| {
         b.iter(|| {
@@ -339,6 +381,7 @@ fn summary() {
         ("stages", "inspect"),
         ("stages", "verify"),
         ("stages", "mapper_call"),
+        ("stages", "mapper_call_trivial"),
         ("stages", "mint_unsigned"),
         ("exchange", "RS256"),
         ("exchange", "ES256"),

@@ -139,7 +139,7 @@ impl Exchanger {
     ) -> Result<Exchanged, ExchangeError> {
         audit.issuer_id = issuer_id.map(str::to_owned);
         let seen = verify::inspect(token, &self.settings.verify)?;
-        let issuer = self.choose_issuer(issuer_id, seen.iss.as_deref())?;
+        let issuer = self.choose_issuer(issuer_id, token)?;
         audit.issuer_id = Some(issuer.id.clone());
         audit.mapper_sha256 = Some(issuer.mapper.sha256().to_owned());
 
@@ -187,9 +187,9 @@ impl Exchanger {
             &self.settings.verify,
             now,
         )?;
-        audit.inbound_iss = verified.str_claim("iss").map(str::to_owned);
-        audit.inbound_sub = verified.str_claim("sub").map(str::to_owned);
-        audit.inbound_jti = verified.str_claim("jti").map(str::to_owned);
+        audit.inbound_iss = verified.registered.iss.clone();
+        audit.inbound_sub = verified.registered.sub.clone();
+        audit.inbound_jti = verified.registered.jti.clone();
 
         let outcome = issuer
             .mapper
@@ -258,7 +258,7 @@ impl Exchanger {
     fn choose_issuer(
         &self,
         issuer_id: Option<&str>,
-        iss: Option<&str>,
+        token: &str,
     ) -> Result<Arc<Issuer>, ExchangeError> {
         let snapshot = self.registry.snapshot();
         match issuer_id {
@@ -269,13 +269,13 @@ impl Exchanger {
                 )
             }),
             None => {
-                let iss = iss.ok_or_else(|| {
+                let iss = verify::unverified_iss(token).ok_or_else(|| {
                     ExchangeError::new(
                         Refusal::Unverified,
                         "the token has no iss claim; name the issuer with ?issuerId=",
                     )
                 })?;
-                snapshot.by_url(iss).map_err(|lookup| match lookup {
+                snapshot.by_url(&iss).map_err(|lookup| match lookup {
                     Lookup::Ambiguous(ids) => ExchangeError::new(
                         Refusal::UnknownIssuer,
                         format!(

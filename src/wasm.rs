@@ -45,6 +45,7 @@ const CONTRACT_PREFIX: &str = "claimex:mapper/mapper@";
 pub const MAX_MODULE_BYTES: usize = 64 * 1024 * 1024;
 const STDERR_CAPTURE: usize = 4096;
 const EPOCH_TICK: Duration = Duration::from_millis(5);
+const KEEP_RESIDENT: usize = 512 * 1024;
 
 /// The sandbox limits of every mapper call.
 #[derive(Debug, Clone)]
@@ -164,6 +165,8 @@ fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     Ok(())
 }
 
+type FileStamped = ((u64, std::time::SystemTime), Arc<WasmMapper>);
+
 /// The engine, linker and compiled-mapper cache shared by every issuer.
 pub struct MapperRuntime {
     engine: Engine,
@@ -171,6 +174,8 @@ pub struct MapperRuntime {
     limits: Limits,
     cache_dir: Option<PathBuf>,
     loaded: Mutex<HashMap<String, Arc<WasmMapper>>>,
+    /// Modules already read from disk: path → ((size, modified), mapper).
+    by_path: Mutex<HashMap<PathBuf, FileStamped>>,
 }
 
 impl MapperRuntime {
@@ -183,7 +188,11 @@ impl MapperRuntime {
             .total_memories(slots * 2)
             .total_tables(slots * 8)
             .total_stacks(slots)
-            .max_memory_size(limits.memory_bytes);
+            .max_memory_size(limits.memory_bytes)
+            // Reset the first pages of a reused slot with memset rather than madvise: a mapper
+            // touches little memory, and the syscall costs more than the copy.
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -204,6 +213,7 @@ impl MapperRuntime {
             limits,
             cache_dir,
             loaded: Mutex::new(HashMap::new()),
+            by_path: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -330,9 +340,38 @@ impl MapperRuntime {
 }
 
 impl MapperLoader for MapperRuntime {
+    /// Loads the module at `path`. A file whose size and modification time are unchanged since
+    /// it was last loaded is not read and hashed again: a registry of many issuers sharing one
+    /// mapper costs one hash per refresh, not one per issuer.
     fn load(&self, path: &Path, sha256: Option<&str>) -> Result<Arc<dyn ClaimsMapper>, String> {
+        let stamp = std::fs::metadata(path)
+            .and_then(|m| Ok((m.len(), m.modified()?)))
+            .map_err(|e| e.to_string())?;
+        let known = self
+            .by_path
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+            .filter(|(seen, _)| *seen == stamp)
+            .map(|(_, mapper)| mapper.clone());
+        if let Some(mapper) = known {
+            if let Some(pin) = sha256
+                && !pin.eq_ignore_ascii_case(&mapper.sha256)
+            {
+                return Err(format!(
+                    "the module's SHA-256 is {}, but the issuer entry pins {pin}: refusing to run it",
+                    mapper.sha256
+                ));
+            }
+            return Ok(mapper);
+        }
         let bytes = read_module(path)?;
-        Ok(self.load_bytes(&bytes, sha256)?)
+        let mapper = self.load_bytes(&bytes, sha256)?;
+        self.by_path
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(path.to_owned(), (stamp, mapper.clone()));
+        Ok(mapper)
     }
 }
 

@@ -31,6 +31,10 @@ fn github_setup() -> (TestIssuer, Claimex) {
 
 /// An issuer and a claimex whose issuer `fx` runs the fixture mapper `fixture`.
 fn fixture_setup(fixture: &str) -> (TestIssuer, Claimex) {
+    fixture_setup_with(fixture, FAST)
+}
+
+fn fixture_setup_with(fixture: &str, config: &str) -> (TestIssuer, Claimex) {
     let issuer = TestIssuer::start().unwrap();
     let claimex = Claimex::start(
         &issuer_entry(
@@ -40,7 +44,7 @@ fn fixture_setup(fixture: &str) -> (TestIssuer, Claimex) {
             &format!("claimex-fixture-{fixture}"),
             "{}",
         ),
-        FAST,
+        config,
     );
     (issuer, claimex)
 }
@@ -407,7 +411,11 @@ async fn mapper_deny_is_access_denied_with_the_reason() {
 /// A misbehaving mapper is refused with a server error that says what happened, and the
 /// server goes on serving.
 async fn assert_mapper_failure(fixture: &str, needle: &str) {
-    let (issuer, claimex) = fixture_setup(fixture);
+    assert_mapper_failure_with(fixture, needle, FAST).await
+}
+
+async fn assert_mapper_failure_with(fixture: &str, needle: &str, config: &str) {
+    let (issuer, claimex) = fixture_setup_with(fixture, config);
     let token = issuer.mint(&issuer.github_claims(AUD, now()));
     let description = exchange(&claimex.url, "?issuerId=fx", token.clone())
         .await
@@ -437,7 +445,10 @@ async fn mapper_infinite_loop_is_stopped_by_the_deadline() {
 
 #[tokio::test]
 async fn mapper_memory_bomb_is_stopped() {
-    assert_mapper_failure("membomb", "memory").await;
+    // A generous deadline, so that filling 64 MiB on a loaded test machine hits the memory
+    // cap before the clock.
+    let config = format!("{FAST}[mapper]\ndeadline_ms = 5000\n");
+    assert_mapper_failure_with("membomb", "memory", &config).await;
 }
 
 #[tokio::test]
