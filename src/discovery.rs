@@ -78,11 +78,16 @@ pub struct HttpIssuerKeys {
     settings: JwksSettings,
     entries: Cache<String, Arc<Entry>>,
     locks: Cache<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Issuers whose keys could not be fetched and are not cached either, until the refetch
+    /// interval passes: a stream of tokens for a down issuer does not become a stream of
+    /// fetches.
+    failed: Cache<String, ()>,
 }
 
 impl HttpIssuerKeys {
     /// A cache with these settings.
     pub fn new(settings: JwksSettings) -> anyhow::Result<HttpIssuerKeys> {
+        let refetch_interval = settings.refetch_interval;
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
@@ -95,6 +100,10 @@ impl HttpIssuerKeys {
             settings,
             entries: Cache::builder().max_capacity(100_000).build(),
             locks: Cache::builder().max_capacity(100_000).build(),
+            failed: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(refetch_interval)
+                .build(),
         })
     }
 
@@ -178,6 +187,13 @@ impl HttpIssuerKeys {
     }
 }
 
+fn unavailable(issuer: &Issuer) -> KeysError {
+    KeysError::Unavailable(format!(
+        "the keys of issuer {:?} cannot be fetched right now; try again shortly",
+        issuer.id
+    ))
+}
+
 fn without_url(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     if let Some(url) = e.url() {
@@ -209,6 +225,11 @@ impl IssuerKeys for HttpIssuerKeys {
             && usable(&entry, now)
         {
             return Ok(entry.keys.clone());
+        }
+        if self.entries.get(&issuer.url).await.is_none()
+            && self.failed.get(&issuer.url).await.is_some()
+        {
+            return Err(unavailable(issuer));
         }
         let lock = self
             .locks
@@ -261,10 +282,8 @@ impl IssuerKeys for HttpIssuerKeys {
                 }
                 None => {
                     tracing::warn!(issuer_id = %issuer.id, %reason, "issuer keys could not be fetched");
-                    Err(KeysError::Unavailable(format!(
-                        "the keys of issuer {:?} cannot be fetched right now; try again shortly",
-                        issuer.id
-                    )))
+                    self.failed.insert(issuer.url.clone(), ()).await;
+                    Err(unavailable(issuer))
                 }
             },
         }

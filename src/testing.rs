@@ -30,6 +30,9 @@ struct State {
     /// A key that signs tokens but is not published yet.
     staged: Option<Arc<LocalKey>>,
     up: bool,
+    /// An `issuer` the discovery document claims instead of the real URL.
+    discovery_issuer: Option<String>,
+    discovery_requests: u64,
     jwks_fetches: u64,
     cache_control: String,
 }
@@ -63,6 +66,8 @@ impl TestIssuer {
             published: vec![new_key()],
             staged: None,
             up: true,
+            discovery_issuer: None,
+            discovery_requests: 0,
             jwks_fetches: 0,
             cache_control: "max-age=300".into(),
         }));
@@ -171,9 +176,20 @@ impl TestIssuer {
         lock(&self.state).up = up;
     }
 
+    /// Makes the discovery document name another `issuer` (a misconfigured or impersonating
+    /// issuer), or the real one again with `None`.
+    pub fn set_discovery_issuer(&self, issuer: Option<&str>) {
+        lock(&self.state).discovery_issuer = issuer.map(str::to_owned);
+    }
+
     /// Sets the JWKS response's `Cache-Control`.
     pub fn set_cache_control(&self, value: &str) {
         lock(&self.state).cache_control = value.to_owned();
+    }
+
+    /// How many discovery requests arrived, served or not.
+    pub fn discovery_requests(&self) -> u64 {
+        lock(&self.state).discovery_requests
     }
 
     /// How many times the JWKS was served.
@@ -254,12 +270,13 @@ fn sign(key: &LocalKey, header: Value, claims: &Value) -> String {
 }
 
 async fn discovery(state: web::Data<Arc<Mutex<State>>>) -> HttpResponse {
-    let state = lock(&state);
+    let mut state = lock(&state);
+    state.discovery_requests += 1;
     if !state.up {
         return HttpResponse::ServiceUnavailable().finish();
     }
     HttpResponse::Ok().json(json!({
-        "issuer": state.url,
+        "issuer": state.discovery_issuer.as_deref().unwrap_or(&state.url),
         "jwks_uri": format!("{}/jwks", state.url),
         "subject_types_supported": ["public", "pairwise"],
         "response_types_supported": ["id_token"],

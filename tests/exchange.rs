@@ -312,6 +312,18 @@ async fn cached_keys_keep_verifying_while_the_issuer_is_down() {
 async fn an_issuer_down_from_the_start_is_temporarily_unavailable() {
     let (issuer, claimex) = github_setup();
     issuer.set_up(false);
+    let before = issuer.discovery_requests();
+    for _ in 0..5 {
+        exchange(&claimex.url, "?issuerId=github", github_token(&issuer))
+            .await
+            .assert_error(503, "temporarily_unavailable");
+    }
+    // Failures are paced: five refused exchanges, at most one attempt at the issuer.
+    assert!(
+        issuer.discovery_requests() - before <= 1,
+        "{} attempts",
+        issuer.discovery_requests() - before
+    );
     let response = common::http()
         .post(format!("{}/exchange?issuerId=github", claimex.url))
         .body(github_token(&issuer))
@@ -660,4 +672,16 @@ async fn start_up_fails_clearly_without_a_registry() {
         .unwrap()
         .to_string();
     assert!(err.contains("cannot load the issuer registry"), "{err}");
+}
+
+#[tokio::test]
+async fn a_discovery_document_naming_another_issuer_is_not_trusted() {
+    let (issuer, claimex) = github_setup();
+    issuer.set_discovery_issuer(Some("https://token.actions.githubusercontent.com"));
+    let answer = exchange(&claimex.url, "?issuerId=github", github_token(&issuer)).await;
+    answer.assert_error(503, "temporarily_unavailable");
+    issuer.set_discovery_issuer(None);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let answer = exchange(&claimex.url, "?issuerId=github", github_token(&issuer)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
 }
