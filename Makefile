@@ -6,7 +6,7 @@ MAPPER_DIR := target/mappers
 STOCK_MAPPERS := claimex-mapper-github claimex-mapper-gitlab claimex-mapper-rules
 FIXTURES := $(addprefix claimex-fixture-,trap spin membomb bigoutput notobject reserved badtags echo wrongexport wrongversion)
 
-.PHONY: demo test mappers fixtures toolchain emulator lint bench
+.PHONY: demo test mappers fixtures js-mappers toolchain emulator lint bench
 
 ## Run the whole exchange on loopback: issuer, claimex, GitHub mapper, local key.
 demo: mappers
@@ -21,8 +21,16 @@ mappers: toolchain
 	$(CARGO) build --quiet --target wasm32-wasip2 --profile mapper --target-dir $(MAPPER_DIR) $(addprefix -p ,$(STOCK_MAPPERS))
 
 ## Build the stock mappers and the misbehaving fixtures the tests load.
-fixtures: toolchain
+fixtures: toolchain js-mappers
 	$(CARGO) build --quiet --target wasm32-wasip2 --profile mapper --target-dir $(MAPPER_DIR) $(addprefix -p ,$(STOCK_MAPPERS) $(FIXTURES))
+
+## Build the JavaScript mappers (mappers/js: Node.js 18+ and npm; npm ci, then QuickJS).
+JS_MAPPER_GITHUB := $(MAPPER_DIR)/js/claimex_mapper_github_js.wasm
+js-mappers: $(JS_MAPPER_GITHUB)
+
+$(JS_MAPPER_GITHUB): mappers/js/github/mapper.js mappers/js/github/package-lock.json \
+		mappers/js/github/build.sh mappers/js/deterministic.c mappers/wit/mapper.wit
+	mappers/js/github/build.sh
 
 toolchain:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2

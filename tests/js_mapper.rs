@@ -1,0 +1,420 @@
+//! The JavaScript GitHub mapper (`mappers/js/github`, QuickJS through componentize-qjs)
+//! under the real host, against the Rust stock mapper: same decisions, same deny reasons,
+//! same outbound claims byte for byte, on the GitHub claim set and variations of it.
+//!
+//! The component is built by `mappers/js/github/build.sh` when it is missing or older than
+//! its sources (Node.js 18+ and npm needed); the Rust mapper by cargo, as the other
+//! integration tests build it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use claimex::mapping::{ClaimsMapper, MapDecision, MapRequest};
+use claimex::testing::GITHUB_CLAIMS;
+use claimex::wasm::{Limits, MapperRuntime, WasmMapper};
+use serde_json::{Value, json};
+
+const ISSUER_URL: &str = "https://token.actions.githubusercontent.com";
+const JS_WASM: &str = "target/mappers/js/claimex_mapper_github_js.wasm";
+const RUST_WASM: &str = "target/mappers/wasm32-wasip2/mapper/claimex_mapper_github.wasm";
+/// What the JavaScript component is built from.
+const JS_SOURCES: &[&str] = &[
+    "mappers/js/github/mapper.js",
+    "mappers/js/github/build.sh",
+    "mappers/js/github/package-lock.json",
+    "mappers/js/deterministic.c",
+    "mappers/wit/mapper.wit",
+];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Builds the JavaScript component once per test binary when it is missing or stale.
+fn js_wasm() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let wasm = root().join(JS_WASM);
+        let built = modified(&wasm);
+        let stale = built.is_none()
+            || JS_SOURCES
+                .iter()
+                .any(|source| modified(&root().join(source)) > built);
+        if stale {
+            for tool in ["node", "npm"] {
+                let found = Command::new(tool)
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                assert!(
+                    found,
+                    "`{tool}` was not found: the JavaScript mapper test builds \
+                     mappers/js/github with Node.js 18+ and npm; install them, or build \
+                     {JS_WASM} elsewhere and copy it here"
+                );
+            }
+            let output = Command::new("sh")
+                .arg(root().join("mappers/js/github/build.sh"))
+                .current_dir(root())
+                .output()
+                .expect("cannot run sh mappers/js/github/build.sh");
+            assert!(
+                output.status.success(),
+                "mappers/js/github/build.sh failed ({}):\n{}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        wasm
+    })
+}
+
+/// Builds the Rust GitHub mapper (a no-op when it is up to date).
+fn rust_wasm() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(root())
+            .args(["build", "--quiet", "--target", "wasm32-wasip2"])
+            .args(["--profile", "mapper", "-p", "claimex-mapper-github"])
+            .arg("--target-dir")
+            .arg(root().join("target/mappers"))
+            .status()
+            .expect("cannot run cargo to build the GitHub mapper");
+        assert!(
+            status.success(),
+            "building the GitHub mapper failed; is the target installed? `rustup target add wasm32-wasip2`"
+        );
+        root().join(RUST_WASM)
+    })
+}
+
+struct Mappers {
+    js: Arc<WasmMapper>,
+    rust: Arc<WasmMapper>,
+}
+
+/// Both mappers, compiled once for all tests of this binary.
+fn mappers() -> &'static Mappers {
+    static MAPPERS: OnceLock<Mappers> = OnceLock::new();
+    MAPPERS.get_or_init(|| {
+        let runtime = MapperRuntime::new(Limits::default(), None).unwrap();
+        let load = |path: &Path| {
+            let bytes = std::fs::read(path).unwrap();
+            runtime
+                .load_bytes(&bytes, None)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        Mappers {
+            js: load(js_wasm()),
+            rust: load(rust_wasm()),
+        }
+    })
+}
+
+async fn run(mapper: &WasmMapper, claims: &str, config: &str) -> MapDecision {
+    let outcome = mapper
+        .map(&MapRequest {
+            issuer_id: "github",
+            issuer_url: ISSUER_URL,
+            claims_json: claims,
+            config_json: config,
+        })
+        .await;
+    assert_eq!(outcome.stderr, "", "the mapper wrote to stderr");
+    outcome.result.expect("the mapper failed")
+}
+
+/// Runs both mappers and requires the same decision, byte for byte.
+async fn both(claims: &str, config: &Value) -> MapDecision {
+    let config = config.to_string();
+    let m = mappers();
+    let js = run(&m.js, claims, &config).await;
+    let rust = run(&m.rust, claims, &config).await;
+    assert_eq!(
+        js, rust,
+        "JavaScript and Rust differ on config {config}, claims {claims}"
+    );
+    js
+}
+
+fn allowed(decision: MapDecision) -> Value {
+    match decision {
+        MapDecision::Allow(json) => serde_json::from_str(&json).unwrap(),
+        MapDecision::Deny(reason) => panic!("denied: {reason}"),
+    }
+}
+
+fn denied(decision: MapDecision) -> String {
+    match decision {
+        MapDecision::Deny(reason) => reason,
+        MapDecision::Allow(json) => panic!("allowed: {json}"),
+    }
+}
+
+/// The GitHub claim set with `name` set to the raw JSON `value` (or removed when `None`).
+fn claims_with(name: &str, value: Option<&str>) -> String {
+    let mut claims: serde_json::Map<String, Value> = serde_json::from_str(GITHUB_CLAIMS).unwrap();
+    claims.remove(name);
+    let rest = Value::Object(claims).to_string();
+    match value {
+        Some(raw) => format!("{{{}:{raw},{}", Value::from(name), &rest[1..]),
+        None => rest,
+    }
+}
+
+#[test]
+fn the_component_imports_nothing() {
+    let bytes = std::fs::read(js_wasm()).unwrap();
+    assert_eq!(&bytes[..8], b"\0asm\x0d\0\x01\0", "not a component");
+    // Top-level sections of the component binary: id 10 is the import section.
+    let mut at = 8;
+    while at < bytes.len() {
+        let id = bytes[at];
+        at += 1;
+        let (mut size, mut shift) = (0usize, 0);
+        loop {
+            let b = bytes[at];
+            at += 1;
+            size |= usize::from(b & 0x7f) << shift;
+            shift += 7;
+            if b < 0x80 {
+                break;
+            }
+        }
+        assert_ne!(id, 10, "the JavaScript mapper imports something");
+        at += size;
+    }
+    assert_eq!(at, bytes.len());
+}
+
+#[tokio::test]
+async fn allows_and_denies_like_the_rust_mapper() {
+    let claims = GITHUB_CLAIMS;
+
+    let out = allowed(both(claims, &json!({"allowed_owners": ["octo-org"]})).await);
+    assert_eq!(out["sub"], "repo:octo-org/octo-repo:environment:prod");
+    let tags = &out["https://aws.amazon.com/tags"]["principal_tags"];
+    assert_eq!(tags.as_object().unwrap().len(), 10);
+    assert_eq!(tags["run_attempt"], json!(["2"]));
+    assert_eq!(out.get("aud"), None);
+
+    let out = allowed(
+        both(
+            claims,
+            &json!({"allowed_owner_ids": ["65"], "allowed_refs": ["refs/heads/main"],
+                    "transitive_tag_keys": ["repository"]}),
+        )
+        .await,
+    );
+    assert_eq!(
+        out["https://aws.amazon.com/tags"]["transitive_tag_keys"],
+        json!(["repository"])
+    );
+
+    let out = allowed(
+        both(
+            claims,
+            &json!({"allowed_owners": ["octo-org"], "allowed_repository_ids": ["74"],
+                    "allowed_environments": ["prod", "staging"], "audience": "sts.amazonaws.com",
+                    "allowed_refs": ["refs/tags/v*", "refs/heads/*"]}),
+        )
+        .await,
+    );
+    assert_eq!(out["aud"], "sts.amazonaws.com");
+
+    let reason = denied(both(claims, &json!({"allowed_owners": ["someone-else"]})).await);
+    assert_eq!(reason, "repository owner octo-org (id 65) is not allowed");
+    let reason = denied(both(claims, &Value::Null).await);
+    assert!(reason.contains("allows no owner"), "{reason}");
+    let reason = denied(both(claims, &json!({"allowed_owner": ["typo"]})).await);
+    assert!(reason.starts_with("github mapper config is invalid: unknown field `allowed_owner`"));
+    let reason = denied(
+        both(
+            claims,
+            &json!({"allowed_owners": ["octo-org"], "allowed_refs": ["refs/heads/release/*"]}),
+        )
+        .await,
+    );
+    assert_eq!(reason, r#"ref "refs/heads/main" is not allowed"#);
+}
+
+#[tokio::test]
+async fn every_check_and_config_error_reads_the_same() {
+    let owner = |extra: Value| {
+        let mut config = json!({"allowed_owners": ["octo-org"]});
+        for (k, v) in extra.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        config
+    };
+    let configs = [
+        json!({}),
+        json!({"allowed_owner_ids": ["66"]}),
+        json!({"allowed_owner_ids": ["65"], "allowed_owners": ["x"]}),
+        owner(json!({"allowed_repository_ids": ["75"]})),
+        owner(json!({"allowed_environments": ["staging"]})),
+        owner(json!({"allowed_refs": ["refs/heads/ma?n"]})),
+        owner(json!({"allowed_refs": ["refs/*/main"]})),
+        owner(json!({"allowed_refs": ["*"]})),
+        owner(json!({"allowed_refs": [r"refs/heads/\*", "refs/heads/mai"]})),
+        owner(json!({"allowed_refs": ["refs/heads/main?"]})),
+        owner(json!({"transitive_tag_keys": ["repository", "not-a-tag", "repository"]})),
+        owner(json!({"audience": null})),
+        // serde's errors, in serde's order (keys sorted, first failure wins).
+        json!({"allowed_owners": "octo-org"}),
+        json!({"allowed_owners": [65]}),
+        json!({"allowed_owners": ["octo-org"], "audience": 5}),
+        json!({"allowed_owners": ["octo-org"], "audience": 1.5}),
+        json!({"allowed_owners": ["octo-org"], "audience": -1e300}),
+        json!({"allowed_owners": ["octo-org"], "audience": ["a"]}),
+        json!({"allowed_owners": ["octo-org"], "audience": {"a": 1}}),
+        json!({"allowed_owners": [true]}),
+        json!({"allowed_owners": [null]}),
+        json!({"allowed_owners": ["octo-org"], "zzz": 1, "allowed_refs": 3}),
+        json!({"allowed_owners": ["octo-org"], "Audience": "x"}),
+        json!({"allowed_owners": ["octo-org"], "allowed_refs": ["\"quoted\"\n\t\u{301}é\u{200b}"]}),
+        json!("octo-org"),
+        json!(true),
+        json!(42),
+        json!([["65"]]),
+        json!([[], ["octo-org"], null, null, null, ["ref"], "aud"]),
+        json!([[], [], [], [], [], [], null, 1]),
+        json!([[], "x"]),
+    ];
+    for config in &configs {
+        both(GITHUB_CLAIMS, config).await;
+    }
+}
+
+#[tokio::test]
+async fn claim_values_are_read_and_sanitized_the_same() {
+    let owner = json!({"allowed_owners": ["octo-org"]});
+    let long = format!("\"{}\"", "é🚀#".repeat(120));
+    let cases: &[(&str, Option<&str>)] = &[
+        ("run_id", Some("42")),
+        ("run_id", Some("-7")),
+        ("run_id", Some("18446744073709551615")),
+        ("run_id", Some("18446744073709551616")),
+        ("run_id", Some("-9223372036854775808")),
+        ("run_id", Some("-9223372036854775809")),
+        ("run_id", Some("-0")),
+        ("run_id", Some("2.50")),
+        ("run_id", Some("1e21")),
+        ("run_id", Some("1E-7")),
+        ("run_id", Some("123456789012345678.5")),
+        ("run_id", Some("0.000123")),
+        ("run_attempt", Some("true")),
+        ("run_attempt", Some("null")),
+        ("run_attempt", Some("{\"a\":1}")),
+        ("run_attempt", Some("[\"2\"]")),
+        ("run_attempt", None),
+        (
+            "workflow",
+            Some("\"Deploy 🚀 (prod) — ünïcödé\\t#1 \\u2028 ٣ Ⅻ ½ x\\u0301\""),
+        ),
+        ("workflow", Some(&long)),
+        ("workflow", Some("\"aws:prefixed\"")),
+        ("actor", Some("\"\"")),
+        ("sub", Some("\"repo:x\\u0001\\u007f\\u2028\\\"\\\\/<>&'\"")),
+        ("sub", Some("5")),
+        ("sub", None),
+        ("ref", None),
+        (
+            "ref",
+            Some("\"refs/heads/\\\"x\\\"\\n\\u0301é\\u00ad\\ue000\\u200b\\u2028 🚀\""),
+        ),
+        ("repository_owner_id", Some("65")),
+        ("repository_owner_id", Some("65.0")),
+    ];
+    for (name, value) in cases {
+        let claims = claims_with(name, *value);
+        both(&claims, &owner).await;
+        both(
+            &claims,
+            &json!({"allowed_owner_ids": ["65"], "allowed_refs": ["refs/heads/*"]}),
+        )
+        .await;
+    }
+    // Denials that name the claims.
+    for (name, config) in [
+        ("repository_owner", json!({"allowed_owner_ids": ["1"]})),
+        ("repository_owner_id", json!({"allowed_owners": ["x"]})),
+        (
+            "repository_id",
+            json!({"allowed_owners": ["octo-org"], "allowed_repository_ids": ["74"]}),
+        ),
+        (
+            "environment",
+            json!({"allowed_owners": ["octo-org"], "allowed_environments": ["prod"]}),
+        ),
+        (
+            "ref",
+            json!({"allowed_owners": ["octo-org"], "allowed_refs": ["refs/*"]}),
+        ),
+    ] {
+        let reason = denied(both(&claims_with(name, None), &config).await);
+        assert!(
+            reason.contains("<none>") || reason.contains("\"\""),
+            "{reason}"
+        );
+    }
+    let reason = denied(both(&claims_with("sub", None), &owner).await);
+    assert_eq!(reason, "the token has no sub claim");
+}
+
+/// Both refuse, for the same reason; serde_json's position ("at line 1 column 9") is not
+/// reproduced by the JavaScript mapper.
+async fn both_refuse_to_read(claims: &str, reason: &str) {
+    let config = json!({"allowed_owners": ["octo-org"]}).to_string();
+    let m = mappers();
+    for (name, mapper) in [("js", &m.js), ("rust", &m.rust)] {
+        let decision = denied(run(mapper, claims, &config).await);
+        assert!(
+            decision.starts_with(reason),
+            "{name}: {decision:?} does not start with {reason:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn reads_exactly_what_serde_json_reads() {
+    let owner = json!({"allowed_owners": ["octo-org"]});
+    // Escaped characters, a surrogate pair among them: the exact reader, same result.
+    both(
+        &claims_with("workflow", Some(r#""\ud83d\ude80 \u00e9\u0000""#)),
+        &owner,
+    )
+    .await;
+    // 127 levels of nesting are read, 128 are not.
+    let nested = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+    allowed(both(&claims_with("deep", Some(&nested(126))), &owner).await);
+    both_refuse_to_read(
+        &claims_with("deep", Some(&nested(127))),
+        "mapper could not read the claims: recursion limit exceeded",
+    )
+    .await;
+    both_refuse_to_read(
+        &claims_with("unused", Some("1e400")),
+        "mapper could not read the claims: number out of range",
+    )
+    .await;
+    both_refuse_to_read(
+        &claims_with("unused", Some(r#""\udc00""#)),
+        "mapper could not read the claims: lone leading surrogate in hex escape",
+    )
+    .await;
+    both_refuse_to_read(
+        "[1]",
+        "mapper could not read the claims: invalid type: sequence, expected a map",
+    )
+    .await;
+}
