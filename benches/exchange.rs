@@ -44,7 +44,8 @@ impl IssuerKeys for StaticKeys {
     }
 }
 
-fn github_mapper() -> PathBuf {
+/// Builds the mapper component of `package` (a no-op when up to date) and returns its path.
+fn component(package: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -56,41 +57,23 @@ fn github_mapper() -> PathBuf {
                 "wasm32-wasip2",
                 "--profile",
                 "mapper",
-                "-p",
-                "claimex-mapper-github",
             ])
-            .arg("--target-dir")
-            .arg(root.join("target/mappers"))
-            .status()
-            .expect("cannot run cargo");
-    assert!(status.success(), "cannot build the GitHub mapper");
-    root.join("target/mappers/wasm32-wasip2/mapper/claimex_mapper_github.wasm")
-}
-
-fn fixture(name: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let package = format!("claimex-fixture-{name}");
-    let status =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(root)
-            .args([
-                "build",
-                "--quiet",
-                "--target",
-                "wasm32-wasip2",
-                "--profile",
-                "mapper",
-                "-p",
-                &package,
-            ])
+            .args(["-p", package])
             .arg("--target-dir")
             .arg(root.join("target/mappers"))
             .status()
             .expect("cannot run cargo");
     assert!(status.success(), "cannot build {package}");
-    root.join(format!(
-        "target/mappers/wasm32-wasip2/mapper/claimex_fixture_{name}.wasm"
-    ))
+    root.join("target/mappers/wasm32-wasip2/mapper")
+        .join(format!("{}.wasm", package.replace('-', "_")))
+}
+
+fn github_mapper() -> PathBuf {
+    component("claimex-mapper-github")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    component(&format!("claimex-fixture-{name}"))
 }
 
 /// GitHub claims padded with a filler claim to about `bytes` of JSON.
