@@ -24,6 +24,7 @@ pub mod http;
 pub mod mapper_test;
 pub mod mapping;
 pub mod mint;
+pub mod refresh;
 pub mod registry;
 pub mod signer;
 pub mod testing;

@@ -20,7 +20,7 @@
 //! Any failure to reach KMS (network, throttling, a disabled key...) while signing is
 //! [`SignError::Unavailable`], which the core answers with 503 `temporarily_unavailable`.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,7 +37,6 @@ use serde::{Deserialize, Serialize};
 use spki::ObjectIdentifier;
 
 use crate::config::SignerConfig;
-use crate::registry::backoff;
 use crate::signer::{KeyStore, PublicJwk, SignError, SigningAlg, SigningKey};
 
 use super::describe_error;
@@ -455,7 +454,6 @@ pub struct KmsKeyStore {
     fallback: Option<KeyRefs>,
     keys: moka::future::Cache<String, Arc<KmsKey>>,
     state: RwLock<Arc<KeySet>>,
-    failures: Mutex<u32>,
 }
 
 impl KmsKeyStore {
@@ -486,7 +484,6 @@ impl KmsKeyStore {
             fallback,
             keys,
             state: RwLock::new(Arc::new(set)),
-            failures: Mutex::new(0),
         })
     }
 
@@ -534,30 +531,21 @@ impl KmsKeyStore {
     }
 
     /// Refreshes every `interval` while anyone else holds the store, backing off after
-    /// failures like the issuer registry does.
+    /// failures ([`crate::refresh::every`], as the issuer registry does).
     pub async fn refresh_forever(self: Arc<Self>, interval: Duration) {
-        let weak = Arc::downgrade(&self);
-        drop(self);
-        let mut wait = interval;
-        loop {
-            tokio::time::sleep(wait).await;
-            let Some(store) = weak.upgrade() else {
-                return;
-            };
-            let result = store.refresh().await;
-            let mut failures = store.failures.lock().unwrap_or_else(|p| p.into_inner());
-            match result {
-                Ok(_) => {
-                    *failures = 0;
-                    wait = interval;
-                }
-                Err(e) => {
-                    *failures = failures.saturating_add(1);
-                    wait = backoff(*failures, interval);
-                    tracing::warn!(error = %format!("{e:#}"), failures = *failures, retry_in_secs = wait.as_secs_f64(), "cannot refresh the KMS signing keys; keeping the keys in force");
-                }
-            }
-        }
+        crate::refresh::every(
+            self,
+            interval,
+            "cannot refresh the KMS signing keys; keeping the keys in force",
+            |store| async move {
+                store
+                    .refresh()
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("{e:#}"))
+            },
+        )
+        .await
     }
 }
 

@@ -446,46 +446,30 @@ impl Registry {
         Ok(report)
     }
 
-    /// Refreshes every `interval` for as long as the registry lives, backing off (doubling,
-    /// up to `interval`, from one second) after failures. Returns when the registry is
-    /// dropped by everyone else.
+    /// Refreshes every `interval` for as long as the registry lives, backing off after
+    /// failures ([`crate::refresh::every`]).
     pub async fn refresh_forever(self: Arc<Self>, interval: Duration) {
-        let weak = Arc::downgrade(&self);
-        drop(self);
-        let mut wait = interval;
-        loop {
-            tokio::time::sleep(wait).await;
-            let Some(registry) = weak.upgrade() else {
-                return;
-            };
-            match registry.refresh().await {
-                Ok(report) => {
-                    tracing::debug!(
-                        issuers = report.loaded,
-                        skipped = report.skipped.len(),
-                        "issuer registry refreshed"
-                    );
-                    wait = interval;
-                }
-                Err(e) => {
-                    let failures = registry.status().consecutive_failures;
-                    wait = backoff(failures, interval);
-                    tracing::warn!(error = %e, failures, retry_in_secs = wait.as_secs_f64(), "issuer registry refresh failed; keeping the last good registry");
-                }
-            }
-        }
+        crate::refresh::every(
+            self,
+            interval,
+            "issuer registry refresh failed; keeping the last good registry",
+            |registry| async move {
+                let report = registry.refresh().await.map_err(|e| e.to_string())?;
+                tracing::debug!(
+                    issuers = report.loaded,
+                    skipped = report.skipped.len(),
+                    "issuer registry refreshed"
+                );
+                Ok(())
+            },
+        )
+        .await
     }
 
     /// Where relative mapper paths start.
     pub fn mapper_dir(&self) -> &Path {
         &self.rules.mapper_dir
     }
-}
-
-/// The wait after `failures` failed refreshes in a row: 1 s, 2 s, 4 s, ... capped at `cap`.
-pub fn backoff(failures: u32, cap: Duration) -> Duration {
-    let exp = Duration::from_secs(1u64 << failures.saturating_sub(1).min(16));
-    exp.min(cap)
 }
 
 #[cfg(test)]
@@ -631,15 +615,5 @@ mod tests {
             Some(Lookup::Ambiguous(vec!["b".into(), "c".into()]))
         );
         assert_eq!(snapshot.by_id("zzz").err(), Some(Lookup::NoSuchId));
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let cap = Duration::from_secs(30);
-        assert_eq!(backoff(1, cap), Duration::from_secs(1));
-        assert_eq!(backoff(2, cap), Duration::from_secs(2));
-        assert_eq!(backoff(5, cap), Duration::from_secs(16));
-        assert_eq!(backoff(9, cap), cap);
-        assert_eq!(backoff(200, cap), cap);
     }
 }
