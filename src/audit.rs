@@ -52,24 +52,26 @@ impl Audit {
                 Some(e.description.as_str()),
             ),
         };
-        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        fn opt(v: &Option<String>) -> &str {
+            v.as_deref().unwrap_or_default()
+        }
         tracing::info!(
             target: "claimex::audit",
             decision,
             error = error.unwrap_or_default(),
             reason = reason.unwrap_or_default(),
-            issuer_id = %opt(&self.issuer_id),
-            inbound_iss = %opt(&self.inbound_iss),
-            inbound_sub = %opt(&self.inbound_sub),
-            inbound_jti = %opt(&self.inbound_jti),
-            mapper_sha256 = %opt(&self.mapper_sha256),
-            mapper_stderr = %opt(&self.mapper_stderr),
-            outbound_sub = %opt(&self.outbound_sub),
+            issuer_id = opt(&self.issuer_id),
+            inbound_iss = opt(&self.inbound_iss),
+            inbound_sub = opt(&self.inbound_sub),
+            inbound_jti = opt(&self.inbound_jti),
+            mapper_sha256 = opt(&self.mapper_sha256),
+            mapper_stderr = opt(&self.mapper_stderr),
+            outbound_sub = opt(&self.outbound_sub),
             outbound_aud = %self.outbound_aud.join(","),
-            outbound_jti = %opt(&self.outbound_jti),
-            kid = %opt(&self.kid),
+            outbound_jti = opt(&self.outbound_jti),
+            kid = opt(&self.kid),
             tag_keys = %self.tag_keys.join(","),
-            detail = %opt(&self.detail),
+            detail = opt(&self.detail),
             "exchange"
         );
     }

@@ -17,7 +17,7 @@ use crate::mapping::{MapDecision, MapRequest};
 use crate::mint::{self, Stamp};
 use crate::registry::{Issuer, Lookup, Registry};
 use crate::signer::{KeyStore, SignError};
-use crate::verify::{self, KeyMatch, KeySet, VerifyPolicy};
+use crate::verify::{self, KeyMatch, KeySet, Unverified, VerifyPolicy};
 
 /// Why an issuer's keys could not be had.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -139,7 +139,7 @@ impl Exchanger {
     ) -> Result<Exchanged, ExchangeError> {
         audit.issuer_id = issuer_id.map(str::to_owned);
         let seen = verify::inspect(token, &self.settings.verify)?;
-        let issuer = self.choose_issuer(issuer_id, token)?;
+        let issuer = self.choose_issuer(issuer_id, &seen)?;
         audit.issuer_id = Some(issuer.id.clone());
         audit.mapper_sha256 = Some(issuer.mapper.sha256().to_owned());
 
@@ -179,14 +179,7 @@ impl Exchanger {
             }
         };
         let now = (self.clock)();
-        let verified = verify::verify(
-            token,
-            &seen.header,
-            &issuer,
-            key,
-            &self.settings.verify,
-            now,
-        )?;
+        let verified = verify::verify(seen, &issuer, key, &self.settings.verify, now)?;
         audit.inbound_iss = verified.registered.iss.clone();
         audit.inbound_sub = verified.registered.sub.clone();
         audit.inbound_jti = verified.registered.jti.clone();
@@ -258,7 +251,7 @@ impl Exchanger {
     fn choose_issuer(
         &self,
         issuer_id: Option<&str>,
-        token: &str,
+        seen: &Unverified<'_>,
     ) -> Result<Arc<Issuer>, ExchangeError> {
         let snapshot = self.registry.snapshot();
         match issuer_id {
@@ -269,7 +262,7 @@ impl Exchanger {
                 )
             }),
             None => {
-                let iss = verify::unverified_iss(token).ok_or_else(|| {
+                let iss = seen.iss().ok_or_else(|| {
                     ExchangeError::new(
                         Refusal::Unverified,
                         "the token has no iss claim; name the issuer with ?issuerId=",
