@@ -270,6 +270,13 @@ fn stages(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
             outcome
         })
     });
+    // Its parts, to see where the time goes.
+    g.bench_function("mint_check_output", |b| {
+        b.iter(|| mint::check_output(black_box(&output), &issuer).unwrap())
+    });
+    g.bench_function("mint_stamp", |b| {
+        b.iter(|| Stamp::new("https://claimex.example.com", 0, Duration::from_secs(900)))
+    });
     g.bench_function("mint_unsigned", |b| {
         b.iter(|| {
             let checked = mint::check_output(black_box(&output), &issuer).unwrap();

@@ -180,9 +180,9 @@ impl Exchanger {
         };
         let now = (self.clock)();
         let verified = verify::verify(seen, &issuer, key, &self.settings.verify, now)?;
-        audit.inbound_iss = verified.registered.iss.clone();
-        audit.inbound_sub = verified.registered.sub.clone();
-        audit.inbound_jti = verified.registered.jti.clone();
+        audit.inbound_iss = verified.registered.iss;
+        audit.inbound_sub = verified.registered.sub;
+        audit.inbound_jti = verified.registered.jti;
 
         let outcome = issuer
             .mapper
