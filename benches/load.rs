@@ -29,7 +29,8 @@
 //! `BENCH_LOAD_REPEATS` (3), `BENCH_COLD_RUNS` (10), `BENCH_SKIP` (comma list of `load`,
 //! `kms`, `cold`, `alloc`), `BENCH_KEEP` (keep the configs and claimex logs), `BENCH_COLD_LOG`
 //! (`CLAIMEX_LOG` for the cold starts, e.g. `debug` to see where start-up time goes),
-//! `BENCH_CLAIMEX_BIN` (another claimex binary, e.g. one built with other flags). The report
+//! `BENCH_CLAIMEX_BIN` (another claimex binary, e.g. one built with other flags),
+//! `BENCH_SERVER_CPUS` (the CPUs of the servers, default `0`; `0,1` for a two-CPU cold start). The report
 //! is also written to `target/criterion/claimex-load-summary.txt`. Without `--bench` (as under
 //! `cargo test --all-targets`) it does nothing.
 
@@ -100,6 +101,12 @@ const EXCHANGE_PATH: &str = "/exchange?issuerId=github";
 /// The claimex binary: this build's, or `BENCH_CLAIMEX_BIN` (e.g. one built with other flags).
 fn claimex_bin() -> String {
     std::env::var("BENCH_CLAIMEX_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_claimex").to_owned())
+}
+
+/// The CPUs `claimex serve` may use: [`SERVER_CPU`], or `BENCH_SERVER_CPUS` (e.g. `0,1` to
+/// see a cold start with two CPUs; the load figures assume one).
+fn server_cpus() -> String {
+    std::env::var("BENCH_SERVER_CPUS").unwrap_or_else(|_| SERVER_CPU.to_owned())
 }
 
 fn root() -> &'static Path {
@@ -272,7 +279,7 @@ impl Bench {
         let log = config.with_file_name("claimex.log");
         let mut command = if self.pin {
             let mut c = Command::new("taskset");
-            c.args(["-c", SERVER_CPU, &claimex_bin()]);
+            c.args(["-c", &server_cpus(), &claimex_bin()]);
             c
         } else {
             Command::new(claimex_bin())
@@ -1138,8 +1145,9 @@ fn cold(bench: &mut Bench, out: &mut Report) {
     let runs = setting("BENCH_COLD_RUNS", 10).max(1);
     let _ = writeln!(
         out,
-        "\ncold start: spawn of `taskset -c {SERVER_CPU} claimex serve` to the first 200 from POST /exchange \
-         (discovery + JWKS on loopback included), pre-generated key, warm disk, median of {runs}"
+        "\ncold start: spawn of `taskset -c {} claimex serve` to the first 200 from POST /exchange \
+         (discovery + JWKS on loopback included), pre-generated key, warm disk, median of {runs}",
+        server_cpus()
     );
     let _ = writeln!(
         out,

@@ -154,6 +154,7 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { config } => {
+            claimex::app::seed_random_early();
             let config = Config::load(config.as_deref())?;
             let app = claimex::app::build(&config).await?;
             claimex::app::serve(&config, app).await?;
