@@ -153,28 +153,9 @@ fn have(program: &str) -> bool {
 }
 
 fn build_mapper() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(root())
-        .args([
-            "build",
-            "--quiet",
-            "--target",
-            "wasm32-wasip2",
-            "--profile",
-            "mapper",
-            "-p",
-            "claimex-mapper-github",
-            "--target-dir",
-        ])
-        .arg(root().join("target/mappers"))
-        .status()
-        .expect("cannot run cargo");
-    assert!(
-        status.success(),
-        "cannot build the GitHub mapper (is the target installed? `rustup target add wasm32-wasip2`)"
-    );
-    root().join("target/mappers/wasm32-wasip2/mapper")
+    let built = claimex::testing::build_mapper_components(root(), &["claimex-mapper-github"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    built[0].parent().unwrap().to_path_buf()
 }
 
 fn now() -> u64 {

@@ -29,17 +29,9 @@ fn modified(path: &Path) -> Option<SystemTime> {
 }
 
 fn rust_mapper(root: &Path) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args(["build", "--quiet", "--target", "wasm32-wasip2"])
-        .args(["--profile", "mapper", "-p", "claimex-mapper-github"])
-        .arg("--target-dir")
-        .arg(root.join("target/mappers"))
-        .status()
-        .expect("cannot run cargo");
-    assert!(status.success(), "building the Rust GitHub mapper failed");
-    root.join("target/mappers/wasm32-wasip2/mapper/claimex_mapper_github.wasm")
+    claimex::testing::build_mapper_components(root, &["claimex-mapper-github"])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0)
 }
 
 fn js_mapper(root: &Path) -> PathBuf {

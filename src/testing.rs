@@ -4,6 +4,7 @@
 //! `127.0.0.1`, on its own thread, and mints RS256 tokens shaped like GitHub Actions' and
 //! GitLab CI's. It can rotate keys, stage a key before publishing it, go down, and mint the
 //! hostile tokens claimex must refuse (`alg: none`, HS256 keyed with the public key).
+//! [`build_mapper_components`] builds the workspace's mapper crates for tests and benches.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,6 +36,46 @@ struct State {
     discovery_requests: u64,
     jwks_fetches: u64,
     cache_control: String,
+}
+
+/// Builds mapper crates of the workspace at `root` as WebAssembly components (cargo, target
+/// `wasm32-wasip2`, profile `mapper`, into `target/mappers`; a no-op when they are up to
+/// date) and returns the path of each crate's `.wasm`, in the order given.
+pub fn build_mapper_components(
+    root: &std::path::Path,
+    packages: &[&str],
+) -> Result<Vec<std::path::PathBuf>, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command
+        .current_dir(root)
+        .args([
+            "build",
+            "--quiet",
+            "--target",
+            "wasm32-wasip2",
+            "--profile",
+            "mapper",
+        ])
+        .arg("--target-dir")
+        .arg(root.join("target/mappers"));
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run cargo to build the mappers: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "building {} failed; is the target installed? `rustup target add wasm32-wasip2`",
+            packages.join(", ")
+        ));
+    }
+    let dir = root.join("target/mappers/wasm32-wasip2/mapper");
+    Ok(packages
+        .iter()
+        .map(|p| dir.join(format!("{}.wasm", p.replace('-', "_"))))
+        .collect())
 }
 
 /// A loopback OIDC issuer. Stops when dropped.

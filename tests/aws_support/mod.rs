@@ -89,28 +89,9 @@ where
 pub fn mapper_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(root())
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "claimex-mapper-github",
-                "--target",
-                "wasm32-wasip2",
-                "--profile",
-                "mapper",
-                "--target-dir",
-            ])
-            .arg(root().join("target/mappers"))
-            .status()
-            .expect("cannot run cargo to build the GitHub mapper");
-        assert!(
-            status.success(),
-            "building the GitHub mapper failed; is the target installed? `rustup target add wasm32-wasip2`"
-        );
-        root().join("target/mappers/wasm32-wasip2/mapper")
+        let built = claimex::testing::build_mapper_components(root(), &["claimex-mapper-github"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        built[0].parent().unwrap().to_path_buf()
     })
 }
 

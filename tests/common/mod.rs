@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -34,22 +33,9 @@ pub fn mappers() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut command = Command::new(cargo);
-        command
-            .current_dir(root)
-            .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "mapper"])
-            .arg("--target-dir")
-            .arg(root.join("target/mappers"));
-        for name in MAPPER_CRATES {
-            command.args(["-p", name]);
-        }
-        let status = command.status().expect("cannot run cargo to build the mappers");
-        assert!(
-            status.success(),
-            "building the mappers failed; is the target installed? `rustup target add wasm32-wasip2`"
-        );
-        root.join("target/mappers/wasm32-wasip2/mapper")
+        let built = claimex::testing::build_mapper_components(root, MAPPER_CRATES)
+            .unwrap_or_else(|e| panic!("{e}"));
+        built[0].parent().unwrap().to_path_buf()
     })
 }
 
