@@ -221,6 +221,14 @@ async fn verification_refusals() {
             "HS256",
         ),
         (
+            "critical header extension",
+            issuer.mint_with_header(
+                json!({"alg": "RS256", "kid": issuer.kid(), "crit": ["exp"], "exp": 1}),
+                &issuer.github_claims(AUD, t),
+            ),
+            "crit",
+        ),
+        (
             "RS384 not on the allow-list",
             issuer.mint_with_header(
                 json!({"alg": "RS384", "kid": issuer.kid()}),
