@@ -181,41 +181,35 @@ impl VerifyingKey {
     /// `alg` narrows that to one. Symmetric and unknown keys are refused.
     pub fn from_jwk(jwk: &Jwk, restricted_to: Option<Algorithm>) -> Result<VerifyingKey, String> {
         use Algorithm::*;
-        let candidates: &[(Algorithm, &'static dyn VerificationAlgorithm)] = match &jwk.algorithm {
-            AlgorithmParameters::RSA(_) => &[
-                (RS256, &sig::RSA_PKCS1_2048_8192_SHA256),
-                (RS384, &sig::RSA_PKCS1_2048_8192_SHA384),
-                (RS512, &sig::RSA_PKCS1_2048_8192_SHA512),
-                (PS256, &sig::RSA_PSS_2048_8192_SHA256),
-                (PS384, &sig::RSA_PSS_2048_8192_SHA384),
-                (PS512, &sig::RSA_PSS_2048_8192_SHA512),
-            ],
+        let candidates: &[Algorithm] = match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => &[RS256, RS384, RS512, PS256, PS384, PS512],
             AlgorithmParameters::EllipticCurve(p) => match p.curve {
-                EllipticCurve::P256 => &[(ES256, &sig::ECDSA_P256_SHA256_FIXED)],
-                EllipticCurve::P384 => &[(ES384, &sig::ECDSA_P384_SHA384_FIXED)],
+                EllipticCurve::P256 => &[ES256],
+                EllipticCurve::P384 => &[ES384],
                 _ => return Err("unsupported EC curve".into()),
             },
-            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
-                &[(EdDSA, &sig::ED25519)]
-            }
+            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => &[EdDSA],
             _ => return Err("not an asymmetric signing key claimex supports".into()),
         };
         // jsonwebtoken decodes the JWK's members; aws-lc-rs parses and checks the key.
         let decoded = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
         let mut by_alg = Vec::with_capacity(candidates.len());
-        for (alg, verification) in candidates {
-            if restricted_to.is_some_and(|r| r != *alg) {
+        for &alg in candidates {
+            if restricted_to.is_some_and(|r| r != alg) {
                 continue;
             }
+            let unsupported = || format!("{alg:?} does not fit the key");
             let parsed = match decoded.kind() {
                 DecodingKeyKind::RsaModulusExponent { n, e } => {
-                    let rsa = verification_rsa(*alg).ok_or("not an RSA algorithm")?;
-                    sig::RsaPublicKeyComponents { n, e }.to_parsed_public_key(rsa)
+                    sig::RsaPublicKeyComponents { n, e }
+                        .to_parsed_public_key(rsa_parameters(alg).ok_or_else(unsupported)?)
                 }
-                DecodingKeyKind::SecretOrDer(bytes) => ParsedPublicKey::new(*verification, bytes),
+                DecodingKeyKind::SecretOrDer(point) => {
+                    ParsedPublicKey::new(point_parameters(alg).ok_or_else(unsupported)?, point)
+                }
             }
             .map_err(|e| format!("the key is rejected: {e}"))?;
-            by_alg.push((*alg, parsed));
+            by_alg.push((alg, parsed));
         }
         if by_alg.is_empty() {
             return Err("the key's alg does not fit its key type".into());
@@ -237,7 +231,8 @@ impl VerifyingKey {
     }
 }
 
-fn verification_rsa(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
+/// aws-lc-rs's parameters for an RSA algorithm (keys of 2048 to 8192 bits).
+fn rsa_parameters(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
     Some(match alg {
         Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
         Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
@@ -245,6 +240,17 @@ fn verification_rsa(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
         Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
         Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
         Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
+}
+
+/// aws-lc-rs's parameters for an algorithm whose key is a public point (EC, Ed25519); JWS
+/// ECDSA signatures are fixed-length `r || s`.
+fn point_parameters(alg: Algorithm) -> Option<&'static dyn VerificationAlgorithm> {
+    Some(match alg {
+        Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
+        Algorithm::EdDSA => &sig::ED25519,
         _ => return None,
     })
 }
