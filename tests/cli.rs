@@ -29,7 +29,7 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-const GITHUB_CLAIMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/github-claims.json");
+const GITHUB_CLAIMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/claims/github.json");
 
 fn config_file(dir: &tempfile::TempDir, json: &str) -> String {
     let file = dir.path().join("config.json");
@@ -205,7 +205,7 @@ fn serve_refuses_a_bad_configuration_naming_the_key() {
 #[actix_web::test]
 async fn the_demo_exchanges_verifies_and_shows_a_refusal() {
     let dir = tempfile::tempdir().unwrap();
-    let report = claimex::demo::run(&mapper("claimex-mapper-github"), dir.path())
+    let report = claimex::cli::demo::run(&mapper("claimex-mapper-github"), dir.path())
         .await
         .unwrap();
     assert_eq!(

@@ -1,4 +1,6 @@
-//! A real OIDC issuer on loopback, for tests and `claimex demo`.
+//! Test support for claimex, dev-only: never a dependency of the product.
+//!
+//! A real OIDC issuer on loopback, for tests and benches.
 //!
 //! [`TestIssuer`] serves `/.well-known/openid-configuration` and `/jwks` over HTTP on
 //! `127.0.0.1`, on its own thread, and mints RS256 tokens shaped like GitHub Actions' and
@@ -16,13 +18,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::signer::local::LocalKey;
-use crate::signer::{SigningAlg, SigningKey as _};
+use claimex::signer::local::LocalKey;
+use claimex::signer::{SigningAlg, SigningKey as _};
 
 /// GitHub Actions id-token claims (realistic sample).
-pub const GITHUB_CLAIMS: &str = include_str!("../tests/data/github-claims.json");
+pub const GITHUB_CLAIMS: &str = include_str!("../../../examples/claims/github.json");
 /// GitLab CI id-token claims (realistic sample).
-pub const GITLAB_CLAIMS: &str = include_str!("../tests/data/gitlab-claims.json");
+pub const GITLAB_CLAIMS: &str = include_str!("../../../examples/claims/gitlab.json");
 
 struct State {
     url: String,
