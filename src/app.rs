@@ -1,8 +1,8 @@
 //! Wiring: builds the pipeline's parts from a [`Config`] and runs the HTTP server.
 //!
-//! The only place that picks adapters: file or SSM registry, local or KMS signer. Start-up
-//! fails with a clear error when the first registry load fails or the signing key is
-//! unusable; it never starts silently empty.
+//! The only place that picks adapters: file or SSM registry, local or KMS signer, the
+//! verifier of each subject kind. Start-up fails with a clear error when the first registry
+//! load fails or the signing key is unusable; it never starts silently empty.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,15 +10,19 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::config::{Config, RegistryBackend, SignerBackend};
-use crate::discovery::HttpIssuerKeys;
-use crate::exchange::{ExchangeSettings, Exchanger};
+use crate::config::Config;
+use crate::exchange::{ExchangeSettings, Exchanger, Ports};
 use crate::http::{AppState, routes};
+use crate::mapper::wasm::MapperRuntime;
 use crate::registry::file::FileSource;
-use crate::registry::{IssuerRules, IssuerSource, Registry};
-use crate::signer::KeyStore;
+use crate::registry::ssm::SsmSource;
+use crate::registry::{IssuerRules, IssuerSource, Registry, RegistryBackend};
+use crate::signer::kms::KmsKeyStore;
 use crate::signer::local::{self, LocalKeyStore};
-use crate::wasm::MapperRuntime;
+use crate::signer::{KeyStore, SignerBackend};
+use crate::subject::jwt::JwtVerifier;
+use crate::subject::jwt::issuer_keys::HttpIssuerKeys;
+use crate::system::{RandomIds, SystemClock};
 
 /// The assembled service.
 pub struct App {
@@ -26,6 +30,8 @@ pub struct App {
     pub exchanger: Arc<Exchanger>,
     /// The mapper runtime (shared by `claimex mapper` commands).
     pub runtime: Arc<MapperRuntime>,
+    /// Largest inbound token, bytes.
+    pub max_token_bytes: usize,
 }
 
 /// Seeds the crypto library's random number generator on a thread of its own, so that its
@@ -48,10 +54,14 @@ pub fn seed_random_early() {
 
 /// Builds every part and loads the registry once.
 pub async fn build(config: &Config) -> anyhow::Result<App> {
-    let runtime = MapperRuntime::new(config.mapper_limits(), config.mapper.cache_dir.clone())?;
+    let runtime = MapperRuntime::new(config.mapper.limits(), config.mapper.cache_dir.clone())?;
     let source: Box<dyn IssuerSource> = match config.registry.backend {
         RegistryBackend::File => Box::new(FileSource::new(config.registry.path.clone())),
-        RegistryBackend::Ssm => crate::aws::ssm_source(config).await?,
+        RegistryBackend::Ssm => {
+            let shared = crate::aws::sdk_config(&config.aws).await;
+            let client = crate::aws::ssm_client_from(&shared, &config.aws);
+            Box::new(SsmSource::new(client, &config.registry.ssm_prefix))
+        }
     };
     let rules = IssuerRules {
         mapper_dir: config.mapper.dir.clone().unwrap_or_default(),
@@ -79,16 +89,24 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             .refresh_forever(Duration::from_secs(config.registry.refresh_secs)),
     );
     let signer = key_store(config).await?;
-    let keys = Arc::new(HttpIssuerKeys::new(config.jwks_settings())?);
+    let keys = HttpIssuerKeys::new(config.jwks.clone(), config.allow_http_loopback)
+        .context("cannot build the HTTP client for issuer keys")?;
+    let oidc = JwtVerifier::new(Arc::new(keys), config.verify.clone());
+    let ports = Ports {
+        registry,
+        subjects: vec![Arc::new(oidc)],
+        signer,
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(RandomIds),
+    };
     let settings = ExchangeSettings {
         issuer_url: config.public_url.clone(),
-        verify: config.verify_policy(),
-        token_lifetime: Duration::from_secs(config.token.lifetime_secs),
-        max_token_lifetime: Duration::from_secs(config.token.max_lifetime_secs),
+        token: config.token.clone(),
     };
     Ok(App {
-        exchanger: Arc::new(Exchanger::new(registry, keys, signer, settings)),
+        exchanger: Arc::new(Exchanger::new(ports, settings)),
         runtime,
+        max_token_bytes: config.verify.max_token_bytes,
     })
 }
 
@@ -96,8 +114,28 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
 pub async fn key_store(config: &Config) -> anyhow::Result<Arc<dyn KeyStore>> {
     Ok(match config.signer.backend {
         SignerBackend::Local => Arc::new(local_store(config)?),
-        SignerBackend::Kms => crate::aws::kms_store(config).await?,
+        SignerBackend::Kms => kms_store(config).await?,
     })
+}
+
+/// The KMS key store for `config`: loads the key set (the `signer.kms_keys_parameter` SSM
+/// parameter when set and present, else `signer.kms_key_id` and
+/// `signer.kms_published_key_ids`), fetches every public key, and, with a parameter, starts
+/// re-reading it every `registry.refresh_secs`. Fails when a key is unusable or KMS cannot
+/// be reached: claimex does not start without a working signing key.
+async fn kms_store(config: &Config) -> anyhow::Result<Arc<dyn KeyStore>> {
+    let shared = crate::aws::sdk_config(&config.aws).await;
+    let kms = crate::aws::kms_client_from(&shared, &config.aws);
+    let ssm = crate::aws::ssm_client_from(&shared, &config.aws);
+    let store = Arc::new(KmsKeyStore::load(kms, ssm, &config.signer).await?);
+    if store.watches_parameter() {
+        tokio::spawn(
+            store
+                .clone()
+                .refresh_forever(Duration::from_secs(config.registry.refresh_secs)),
+        );
+    }
+    Ok(store)
 }
 
 fn local_store(config: &Config) -> anyhow::Result<LocalKeyStore> {
@@ -115,18 +153,21 @@ pub async fn serve(config: &Config, app: App) -> anyhow::Result<()> {
     let addr: SocketAddr = config.listen.parse().context("listen")?;
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
-    let server = server(app.exchanger, listener, config.workers)?;
+    let server = server(&app, listener, config.workers)?;
     tracing::info!(%addr, public_url = %config.public_url, "claimex is serving");
     server.await.context("the HTTP server failed")
 }
 
-/// The HTTP server for `exchanger` on an already bound listener.
+/// The HTTP server for `app` on an already bound listener.
 pub fn server(
-    exchanger: Arc<Exchanger>,
+    app: &App,
     listener: std::net::TcpListener,
     workers: usize,
 ) -> anyhow::Result<actix_web::dev::Server> {
-    let state = actix_web::web::Data::new(AppState { exchanger });
+    let state = actix_web::web::Data::new(AppState {
+        exchanger: app.exchanger.clone(),
+        max_token_bytes: app.max_token_bytes,
+    });
     let mut builder = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(state.clone())

@@ -5,12 +5,14 @@
 //! SHA-256), what was decided and why, and what was issued (outbound `sub`/`aud`/`jti`, the
 //! signing `kid`, the session-tag keys). It never contains a token or a tag value.
 
-use crate::error::ExchangeError;
-use crate::exchange::Exchanged;
+use crate::error::{ErrorCode, ExchangeError};
+use crate::subject::SubjectKind;
 
 /// What is known of one exchange, filled in as the pipeline advances.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Audit {
+    /// The kind of credential presented.
+    pub subject_kind: Option<SubjectKind>,
     /// The issuer id (requested, then resolved).
     pub issuer_id: Option<String>,
     /// The inbound token's verified `iss`.
@@ -39,11 +41,11 @@ pub struct Audit {
 
 impl Audit {
     /// Writes the audit line for this outcome.
-    pub fn emit(&self, outcome: Result<&Exchanged, &ExchangeError>) {
+    pub fn emit(&self, outcome: Result<(), &ExchangeError>) {
         let (decision, error, reason) = match outcome {
             Ok(_) => ("allow", None, None),
             Err(e) => (
-                if e.code() == crate::error::ErrorCode::AccessDenied {
+                if e.code() == ErrorCode::AccessDenied {
                     "deny"
                 } else {
                     "refuse"
@@ -58,6 +60,7 @@ impl Audit {
         tracing::info!(
             target: "claimex::audit",
             decision,
+            subject_kind = self.subject_kind.map(SubjectKind::as_str).unwrap_or_default(),
             error = error.unwrap_or_default(),
             reason = reason.unwrap_or_default(),
             issuer_id = opt(&self.issuer_id),

@@ -1,42 +1,44 @@
-//! The exchange pipeline: verify → map → mint. The core of claimex.
+//! The exchange: verify → map → mint, over ports only. The core of claimex.
 //!
-//! [`Exchanger::exchange`] takes a raw token and an optional issuer id and returns a signed
-//! token or a typed [`ExchangeError`], always together with the [`Audit`] record of the
-//! decision. It knows nothing of HTTP or AWS: issuers come from the [`Registry`], issuer
-//! keys through [`IssuerKeys`], the mapper through [`crate::mapping::ClaimsMapper`], and
-//! the signature through [`KeyStore`].
+//! [`Exchanger::exchange`] takes an [`ExchangeRequest`] (a credential of some
+//! [`SubjectKind`] and an optional issuer id) and returns a signed token or a typed
+//! [`ExchangeError`], always with the [`Audit`] record of the decision. It does no I/O and
+//! draws no time or randomness itself: issuers come from the [`Registry`], the credential is
+//! verified by the [`SubjectVerifier`] of its kind, the mapper is the entry's
+//! [`ClaimsMapper`], the signature comes from a [`KeyStore`], and time and token ids from a
+//! [`Clock`] and an [`IdSource`].
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-use async_trait::async_trait;
 
 use crate::audit::Audit;
 use crate::error::{ExchangeError, Refusal};
-use crate::mapping::{MapDecision, MapRequest};
-use crate::mint::{self, Stamp};
+use crate::mapper::{MapDecision, MapRequest};
+use crate::mint::{self, Stamp, TokenSettings};
 use crate::registry::{Issuer, Lookup, Registry};
 use crate::signer::{KeyStore, SignError};
-use crate::verify::{self, KeyMatch, KeySet, Unverified, VerifyPolicy};
+use crate::subject::{Claimed, SubjectKind, SubjectPolicy, SubjectVerifier};
 
-/// Why an issuer's keys could not be had.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum KeysError {
-    /// The issuer cannot be reached and no keys are cached.
-    #[error("{0}")]
-    Unavailable(String),
+/// Seconds since the Unix epoch, as the core sees time.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> u64;
 }
 
-/// Where the core gets an issuer's verification keys.
-#[async_trait]
-pub trait IssuerKeys: Send + Sync {
-    /// The issuer's current keys. `unknown_kid` is set when a token named a key the last
-    /// answer did not have: implementations may then refetch, at a bounded rate.
-    async fn keys(
-        &self,
-        issuer: &Issuer,
-        unknown_kid: Option<&str>,
-    ) -> Result<Arc<KeySet>, KeysError>;
+/// Where the ids of minted tokens (`jti`) come from.
+pub trait IdSource: Send + Sync {
+    /// A fresh, unpredictable token id (base64url keeps it free of JSON escapes).
+    fn token_id(&self) -> String;
+}
+
+/// One exchange to perform.
+#[derive(Debug, Clone, Copy)]
+pub struct ExchangeRequest<'a> {
+    /// What kind of credential `credential` is.
+    pub kind: SubjectKind,
+    /// The credential, as presented.
+    pub credential: &'a str,
+    /// The issuer entry named by the caller, if any.
+    pub issuer_id: Option<&'a str>,
 }
 
 /// The server-wide settings of the exchange.
@@ -44,12 +46,8 @@ pub trait IssuerKeys: Send + Sync {
 pub struct ExchangeSettings {
     /// claimex's own issuer URL, the `iss` of every token it mints.
     pub issuer_url: String,
-    /// Limits on inbound tokens.
-    pub verify: VerifyPolicy,
-    /// Lifetime of minted tokens unless the issuer entry sets one.
-    pub token_lifetime: Duration,
-    /// Longest lifetime of a minted token.
-    pub max_token_lifetime: Duration,
+    /// Lifetimes of minted tokens.
+    pub token: TokenSettings,
 }
 
 /// A minted token.
@@ -61,47 +59,33 @@ pub struct Exchanged {
     pub expires_at: u64,
 }
 
+/// The ports the exchange runs over.
+pub struct Ports {
+    /// The registered issuers.
+    pub registry: Arc<Registry>,
+    /// One verifier per subject kind accepted.
+    pub subjects: Vec<Arc<dyn SubjectVerifier>>,
+    /// The signing keys.
+    pub signer: Arc<dyn KeyStore>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Token ids.
+    pub ids: Arc<dyn IdSource>,
+}
+
 /// Longest deny reason passed on to the caller, in characters.
 const MAX_REASON_CHARS: usize = 512;
 
 /// Runs exchanges.
 pub struct Exchanger {
-    registry: Arc<Registry>,
-    keys: Arc<dyn IssuerKeys>,
-    signer: Arc<dyn KeyStore>,
+    ports: Ports,
     settings: ExchangeSettings,
-    clock: fn() -> u64,
-}
-
-/// Seconds since the Unix epoch, by the system clock.
-pub fn system_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl Exchanger {
-    /// An exchanger over these parts.
-    pub fn new(
-        registry: Arc<Registry>,
-        keys: Arc<dyn IssuerKeys>,
-        signer: Arc<dyn KeyStore>,
-        settings: ExchangeSettings,
-    ) -> Exchanger {
-        Exchanger {
-            registry,
-            keys,
-            signer,
-            settings,
-            clock: system_now,
-        }
-    }
-
-    /// Replaces the clock (tests).
-    pub fn with_clock(mut self, clock: fn() -> u64) -> Exchanger {
-        self.clock = clock;
-        self
+    /// An exchanger over these ports.
+    pub fn new(ports: Ports, settings: ExchangeSettings) -> Exchanger {
+        Exchanger { ports, settings }
     }
 
     /// The settings.
@@ -111,84 +95,73 @@ impl Exchanger {
 
     /// The registry.
     pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
+        &self.ports.registry
     }
 
     /// The key store.
     pub fn signer(&self) -> &Arc<dyn KeyStore> {
-        &self.signer
+        &self.ports.signer
     }
 
-    /// Exchanges `token`, verified against issuer `issuer_id` when given, else against the
-    /// issuer registered for its `iss`.
+    /// Exchanges the request's credential: verified against the entry the caller names, else
+    /// the one its credential claims; mapped by that entry's mapper; signed.
     pub async fn exchange(
         &self,
-        token: &str,
-        issuer_id: Option<&str>,
+        request: &ExchangeRequest<'_>,
     ) -> (Result<Exchanged, ExchangeError>, Audit) {
-        let mut audit = Audit::default();
-        let result = self.run(token, issuer_id, &mut audit).await;
+        let mut audit = Audit {
+            subject_kind: Some(request.kind),
+            issuer_id: request.issuer_id.map(str::to_owned),
+            ..Audit::default()
+        };
+        let result = self.run(request, &mut audit).await;
         (result, audit)
     }
 
     async fn run(
         &self,
-        token: &str,
-        issuer_id: Option<&str>,
+        request: &ExchangeRequest<'_>,
         audit: &mut Audit,
     ) -> Result<Exchanged, ExchangeError> {
-        audit.issuer_id = issuer_id.map(str::to_owned);
-        let seen = verify::inspect(token, &self.settings.verify)?;
-        let issuer = self.choose_issuer(issuer_id, &seen)?;
-        audit.issuer_id = Some(issuer.id.clone());
-        audit.mapper_sha256 = Some(issuer.mapper.sha256().to_owned());
-
-        if !issuer.algorithms.contains(&seen.header.alg) {
-            return Err(ExchangeError::new(
-                Refusal::Unverified,
-                format!(
-                    "the token is signed with {:?}, which issuer {:?} does not accept",
-                    seen.header.alg, issuer.id
-                ),
-            ));
-        }
-        let kid = seen.header.kid.as_deref();
-        let mut keys = self.keys(&issuer, None).await?;
-        if matches!(keys.find(kid, seen.header.alg), KeyMatch::UnknownKid) {
-            keys = self.keys(&issuer, kid).await?;
-        }
-        let key = match keys.find(kid, seen.header.alg) {
-            KeyMatch::Found(key) => key,
-            KeyMatch::UnknownKid => {
-                return Err(ExchangeError::new(
-                    Refusal::Unverified,
-                    format!(
-                        "the token's kid is not among the keys of issuer {:?}",
-                        issuer.id
-                    ),
-                ));
+        let verifier = self
+            .ports
+            .subjects
+            .iter()
+            .find(|v| v.kind() == request.kind)
+            .ok_or_else(|| {
+                ExchangeError::new(
+                    Refusal::Malformed,
+                    format!("claimex does not accept {} credentials", request.kind),
+                )
+            })?;
+        let now = self.ports.clock.now();
+        let mut chosen: Option<Arc<Issuer>> = None;
+        let verified = {
+            let mut choose = |claimed: Claimed<'_>| -> Result<SubjectPolicy, ExchangeError> {
+                let issuer = self.choose_issuer(request, claimed)?;
+                let policy = issuer.subject.clone();
+                chosen = Some(issuer);
+                Ok(policy)
+            };
+            let result = verifier.verify(request.credential, &mut choose, now).await;
+            if let Some(issuer) = &chosen {
+                audit.issuer_id = Some(issuer.id.clone());
+                audit.mapper_sha256 = Some(issuer.mapper.sha256().to_owned());
             }
-            KeyMatch::NoKey => {
-                return Err(ExchangeError::new(
-                    Refusal::Unverified,
-                    format!(
-                        "no key of issuer {:?} fits the token's kid and alg",
-                        issuer.id
-                    ),
-                ));
-            }
+            result?
         };
-        let now = (self.clock)();
-        let verified = verify::verify(seen, &issuer, key, &self.settings.verify, now)?;
-        audit.inbound_iss = verified.registered.iss;
-        audit.inbound_sub = verified.registered.sub;
-        audit.inbound_jti = verified.registered.jti;
+        let issuer = chosen.ok_or_else(|| {
+            ExchangeError::new(Refusal::Internal, "the verifier chose no issuer entry")
+        })?;
+        audit.inbound_iss = verified.iss;
+        audit.inbound_sub = verified.sub;
+        audit.inbound_jti = verified.jti;
 
         let outcome = issuer
             .mapper
             .map(&MapRequest {
                 issuer_id: &issuer.id,
-                issuer_url: &issuer.url,
+                issuer_url: issuer.subject.url().unwrap_or_default(),
                 claims_json: &verified.claims_json,
                 config_json: &issuer.mapper_config,
             })
@@ -215,7 +188,7 @@ impl Exchanger {
                 ));
             }
         };
-        let checked = mint::check_output(&output, &issuer)?;
+        let checked = mint::check_output(&output, &issuer.output)?;
         audit.outbound_sub = Some(checked.sub.clone());
         audit.outbound_aud = checked.aud.clone();
         audit.tag_keys = checked
@@ -224,13 +197,15 @@ impl Exchanger {
             .map(|t| t.keys.clone())
             .unwrap_or_default();
 
-        let lifetime = mint::lifetime(
-            &issuer,
-            self.settings.token_lifetime,
-            self.settings.max_token_lifetime,
+        let lifetime = self.settings.token.lifetime(&issuer.output);
+        let stamp = Stamp::new(
+            &self.settings.issuer_url,
+            now,
+            lifetime,
+            self.ports.ids.token_id(),
         );
-        let stamp = Stamp::new(&self.settings.issuer_url, now, lifetime);
         let key = self
+            .ports
             .signer
             .signing_key()
             .map_err(|e| sign_error(e, audit))?;
@@ -248,27 +223,23 @@ impl Exchanger {
         })
     }
 
+    /// The entry for a request: the one it names, else the one its credential claims; of
+    /// the request's kind either way.
     fn choose_issuer(
         &self,
-        issuer_id: Option<&str>,
-        seen: &Unverified<'_>,
+        request: &ExchangeRequest<'_>,
+        claimed: Claimed<'_>,
     ) -> Result<Arc<Issuer>, ExchangeError> {
-        let snapshot = self.registry.snapshot();
-        match issuer_id {
-            Some(id) => snapshot.by_id(id).map_err(|_| {
+        let snapshot = self.ports.registry.snapshot();
+        let issuer = match (request.issuer_id, claimed) {
+            (Some(id), _) => snapshot.by_id(id).map_err(|_| {
                 ExchangeError::new(
                     Refusal::UnknownIssuer,
                     format!("no issuer is registered with id {:?}", truncate(id, 64)),
                 )
-            }),
-            None => {
-                let iss = seen.iss().ok_or_else(|| {
-                    ExchangeError::new(
-                        Refusal::Unverified,
-                        "the token has no iss claim; name the issuer with ?issuerId=",
-                    )
-                })?;
-                snapshot.by_url(&iss).map_err(|lookup| match lookup {
+            })?,
+            (None, Claimed::Issuer(url)) => {
+                snapshot.by_url(url).map_err(|lookup| match lookup {
                     Lookup::Ambiguous(ids) => ExchangeError::new(
                         Refusal::UnknownIssuer,
                         format!(
@@ -280,20 +251,27 @@ impl Exchanger {
                         Refusal::Unverified,
                         "no issuer is registered for this token's iss",
                     ),
-                })
+                })?
             }
+            (None, Claimed::Unnamed(missing)) => {
+                return Err(ExchangeError::new(
+                    Refusal::Unverified,
+                    format!("{missing}; name the issuer with ?issuerId="),
+                ));
+            }
+        };
+        if issuer.kind() != request.kind {
+            return Err(ExchangeError::new(
+                Refusal::UnknownIssuer,
+                format!(
+                    "issuer {:?} accepts {} credentials, not {}",
+                    issuer.id,
+                    issuer.kind(),
+                    request.kind
+                ),
+            ));
         }
-    }
-
-    async fn keys(
-        &self,
-        issuer: &Issuer,
-        unknown_kid: Option<&str>,
-    ) -> Result<Arc<KeySet>, ExchangeError> {
-        self.keys
-            .keys(issuer, unknown_kid)
-            .await
-            .map_err(|KeysError::Unavailable(e)| ExchangeError::new(Refusal::Unavailable, e))
+        Ok(issuer)
     }
 }
 
@@ -328,13 +306,4 @@ fn clean_reason(reason: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reasons_are_cleaned_and_bounded() {
-        assert_eq!(clean_reason("a\nb\u{7}"), "a b ");
-        let long = "x".repeat(1000);
-        assert_eq!(clean_reason(&long).chars().count(), MAX_REASON_CHARS + 1);
-    }
-}
+mod tests;

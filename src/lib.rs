@@ -1,32 +1,43 @@
-//! claimex exchanges a CI job's OIDC id-token for a JWT of its own.
+//! claimex: a small security token service. A CI job's OIDC id-token comes in, is verified
+//! against the issuer registered for it, is mapped by that issuer's WebAssembly mapper, and
+//! goes out as a JWT claimex signs (with AWS session tags IAM can test).
 //!
-//! The pipeline is verify → map → mint:
-//! - [`verify`] checks an inbound token against a registered issuer ([`registry`]) with keys
-//!   from OIDC discovery ([`discovery`]), by the rules of RFC 8725;
-//! - [`mapping`] hands the verified claims to the issuer's mapper, a WebAssembly component
-//!   run in a sandbox by [`wasm`];
-//! - [`mint`] checks the mapper's output (host-owned claims, audiences, AWS session tags)
-//!   and builds the token that a [`signer`] signs.
+//! The path of one exchange, `POST /exchange`:
 //!
-//! [`exchange`] strings the steps together without knowing HTTP or AWS; [`http`] (actix-web),
-//! [`aws`] (SSM, KMS) and the local file backends are thin adapters around it, wired by
-//! [`app`] from a [`config`]. [`testing`] is a loopback OIDC issuer for tests and the demo.
+//! 1. [`http`] reads the request (`http/exchange.rs`) into an [`exchange::ExchangeRequest`];
+//! 2. [`exchange`] asks the [`subject`] verifier of the credential's kind to verify it
+//!    (`subject/jwt`: compact parsing, key by `kid` from the issuer's JWKS, claim checks), with
+//!    the issuer entry it chooses from the [`registry`];
+//! 3. it hands the verified claims to the entry's [`mapper`] (a sandboxed WebAssembly
+//!    component, `mapper/wasm.rs`);
+//! 4. [`mint`] checks the mapper's output and builds the JWS, which a [`signer`] signs
+//!    (`signer/local.rs` or `signer/kms.rs`);
+//! 5. [`http`] answers, and [`audit`] writes one line for the decision.
+//!
+//! The modules, by layer (imports run down only):
+//!
+//! | layer | modules |
+//! |---|---|
+//! | entry | [`cli`] (serve, demo, keys, mapper), [`app`] (wiring), [`config`] (composes each part's settings) |
+//! | faces | [`http`] (one file per endpoint) |
+//! | core, no I/O | [`exchange`] (the orchestrator), [`subject`] (kinds of credential), [`mapper`] (port + contract), [`mint`], [`signer`] (port, JWKs, rotation), [`registry`] (entries, snapshot), [`error`], [`audit`], [`settings`] |
+//! | adapters | `subject/jwt/issuer_keys.rs` (JWKS over HTTP), `mapper/wasm.rs` (wasmtime), `registry/{file,ssm}.rs`, `signer/{local,kms}.rs`, [`system`] (clock, random ids), [`aws`] (SDK clients), [`refresh`] (background reloads) |
+//!
+//! Adding a subject kind is a folder under `subject/`; an endpoint is a file under `http/`.
 
 pub mod app;
 pub mod audit;
 pub mod aws;
+pub mod cli;
 pub mod config;
-pub mod demo;
-pub mod discovery;
 pub mod error;
 pub mod exchange;
 pub mod http;
-pub mod mapper_test;
-pub mod mapping;
+pub mod mapper;
 pub mod mint;
 pub mod refresh;
 pub mod registry;
+pub mod settings;
 pub mod signer;
-pub mod testing;
-pub mod verify;
-pub mod wasm;
+pub mod subject;
+pub mod system;

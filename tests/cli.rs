@@ -29,7 +29,7 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-const GITHUB_CLAIMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/github-claims.json");
+const GITHUB_CLAIMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/claims/github.json");
 
 fn config_file(dir: &tempfile::TempDir, json: &str) -> String {
     let file = dir.path().join("config.json");

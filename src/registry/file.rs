@@ -60,7 +60,7 @@ impl FileSource {
             .into_iter()
             .map(|(id, value)| RawEntry {
                 origin: format!("{shown} [issuers.{id}]"),
-                spec: serde_json::from_value::<IssuerSpec>(value).map_err(|e| e.to_string()),
+                spec: IssuerSpec::from_value(value),
                 id,
             })
             .collect())
@@ -106,11 +106,18 @@ mod tests {
         let github = entries.iter().find(|e| e.id == "github").unwrap();
         let spec = github.spec.as_ref().unwrap();
         assert_eq!(
-            spec.mapper_config.as_ref().unwrap()["allowed_owners"][0],
+            spec.mapper_config().unwrap()["allowed_owners"][0],
             "octo-org"
         );
         let broken = entries.iter().find(|e| e.id == "broken").unwrap();
-        assert!(broken.spec.as_ref().unwrap_err().contains("missing field"));
+        assert!(
+            broken
+                .spec
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("missing field")
+        );
         assert!(broken.origin.contains("[issuers.broken]"));
     }
 

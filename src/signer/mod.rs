@@ -3,18 +3,28 @@
 //! The core never sees key material. It asks a [`KeyStore`] for the key that signs now, builds
 //! the JWS header from that key's `alg` and `kid`, and hands the signing input back to the
 //! same key, so a rotation between the two steps cannot produce a header that names one key
-//! and a signature made by another. Backends: a local key file ([`local`], the embedded
-//! default) and AWS KMS (its own adapter).
+//! and a signature made by another.
+//!
+//! - the port: [`SigningKey`], [`KeyStore`], [`SignError`], and the `[signer]` settings;
+//! - [`jwk`]: public keys as JWKs, thumbprints, SPKI and DER conversions (pure);
+//! - [`rotation`]: the rotation state and its steps (pure);
+//! - adapters: [`local`] (a key file, the embedded default) and [`kms`] (AWS KMS).
 
 pub mod jwk;
+pub mod kms;
 pub mod local;
+pub mod rotation;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::Deserialize;
 
 pub use jwk::PublicJwk;
+
+use crate::settings::SettingError;
 
 /// The JWS algorithms claimex signs with. Both are accepted by AWS STS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
@@ -73,4 +83,69 @@ pub trait KeyStore: Send + Sync {
     /// Every key verifiers should trust now: the signing key, and during a rotation the
     /// previous and pending ones.
     fn published(&self) -> Vec<PublicJwk>;
+}
+
+/// Signer backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignerBackend {
+    /// A local PKCS#8 key file.
+    Local,
+    /// AWS KMS.
+    Kms,
+}
+
+/// Where the signing key lives: the `[signer]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignerSettings {
+    /// `local` or `kms`.
+    pub backend: SignerBackend,
+    /// The key file (local backend); generated when missing.
+    pub path: PathBuf,
+    /// The algorithm of a generated local key.
+    pub alg: SigningAlg,
+    /// Public key files published besides the signing key (local backend, rotation).
+    #[serde(deserialize_with = "crate::settings::list_or_csv")]
+    pub published_paths: Vec<PathBuf>,
+    /// The KMS key that signs (id, ARN or alias).
+    pub kms_key_id: Option<String>,
+    /// KMS keys published besides the signing key (previous and pending, during rotation).
+    #[serde(deserialize_with = "crate::settings::list_or_csv")]
+    pub kms_published_key_ids: Vec<String>,
+    /// An SSM parameter naming the KMS keys, JSON `{"current": KEY, "published": [KEY, ...]}`,
+    /// re-read every `registry.refresh_secs` and edited by `claimex keys stage|promote|retire`.
+    /// When it exists it takes precedence over `kms_key_id` and `kms_published_key_ids`.
+    pub kms_keys_parameter: Option<String>,
+}
+
+impl Default for SignerSettings {
+    fn default() -> SignerSettings {
+        SignerSettings {
+            backend: SignerBackend::Local,
+            path: "claimex-key.pem".into(),
+            alg: SigningAlg::Rs256,
+            published_paths: Vec::new(),
+            kms_key_id: None,
+            kms_published_key_ids: Vec::new(),
+            kms_keys_parameter: None,
+        }
+    }
+}
+
+impl SignerSettings {
+    /// Checks the combination of keys, naming the missing one.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        let blank = |v: &Option<String>| v.as_deref().unwrap_or("").is_empty();
+        if self.backend == SignerBackend::Kms
+            && blank(&self.kms_key_id)
+            && blank(&self.kms_keys_parameter)
+        {
+            return Err(SettingError::new(
+                "kms_key_id",
+                "is required with signer.backend = \"kms\" (or set signer.kms_keys_parameter)",
+            ));
+        }
+        Ok(())
+    }
 }

@@ -141,7 +141,7 @@ mod tests {
     use super::*;
     use claimex_mapper::{TAGS_CLAIM, json};
 
-    const CLAIMS: &str = include_str!("../../../tests/data/github-claims.json");
+    const CLAIMS: &str = include_str!("../../../examples/claims/github.json");
 
     fn input(config: Value) -> Input {
         Input::new(

@@ -176,7 +176,7 @@ mod tests {
     use super::*;
     use claimex_mapper::{TAGS_CLAIM, json};
 
-    const CLAIMS: &str = include_str!("../../../tests/data/gitlab-claims.json");
+    const CLAIMS: &str = include_str!("../../../examples/claims/gitlab.json");
 
     fn claims() -> Value {
         serde_json::from_str(CLAIMS).unwrap()

@@ -1,8 +1,8 @@
 use super::*;
 use claimex_mapper::{Map, TAGS_CLAIM, json};
 
-const GITHUB: &str = include_str!("../../../tests/data/github-claims.json");
-const GITLAB: &str = include_str!("../../../tests/data/gitlab-claims.json");
+const GITHUB: &str = include_str!("../../../examples/claims/github.json");
+const GITLAB: &str = include_str!("../../../examples/claims/gitlab.json");
 
 fn github() -> Value {
     serde_json::from_str(GITHUB).unwrap()

@@ -24,9 +24,13 @@ use wasmtime::{
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::mapping::{
-    ClaimsMapper, MapDecision, MapOutcome, MapRequest, MapperError, MapperLoader,
+use serde::Deserialize;
+
+use super::contract::{self, CONTRACT};
+use super::{
+    ClaimsMapper, LoadError, MapDecision, MapOutcome, MapRequest, MapperError, MapperLoader,
 };
+use crate::settings::{SettingError, range};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -38,14 +42,68 @@ mod bindings {
 
 use bindings::exports::claimex::mapper::mapper as guest;
 
-/// The contract version this host speaks (the WIT package version).
-pub const CONTRACT: &str = "claimex:mapper/mapper@0.1.0";
-const CONTRACT_PREFIX: &str = "claimex:mapper/mapper@";
 /// Largest mapper module accepted, in bytes.
 pub const MAX_MODULE_BYTES: usize = 64 * 1024 * 1024;
 const STDERR_CAPTURE: usize = 4096;
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 const KEEP_RESIDENT: usize = 512 * 1024;
+
+/// The `[mapper]` section: where mappers live, the sandbox limits, the compiled-code cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MapperSettings {
+    /// Where relative mapper paths of issuer entries start (default: the config's directory).
+    pub dir: Option<PathBuf>,
+    /// Wall-clock deadline of one call, milliseconds.
+    pub deadline_ms: u64,
+    /// Memory cap of one instance, MiB.
+    pub memory_mib: u64,
+    /// Largest mapper output, bytes.
+    pub max_output_bytes: usize,
+    /// Mapper instances that may run at once.
+    pub max_concurrent: u32,
+    /// Where compiled mappers are cached across restarts (none: compile at every start).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for MapperSettings {
+    fn default() -> MapperSettings {
+        let limits = Limits::default();
+        MapperSettings {
+            dir: None,
+            deadline_ms: limits.deadline.as_millis() as u64,
+            memory_mib: (limits.memory_bytes >> 20) as u64,
+            max_output_bytes: limits.max_output_bytes,
+            max_concurrent: limits.max_concurrent,
+            cache_dir: None,
+        }
+    }
+}
+
+impl MapperSettings {
+    /// Checks the ranges, naming the key.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        range("deadline_ms", self.deadline_ms, 1, 10_000)?;
+        range("memory_mib", self.memory_mib, 1, 4096)?;
+        range(
+            "max_output_bytes",
+            self.max_output_bytes as u64,
+            256,
+            16 * 1024 * 1024,
+        )?;
+        range("max_concurrent", self.max_concurrent as u64, 1, 10_000)
+    }
+
+    /// The sandbox limits these settings give.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            deadline: Duration::from_millis(self.deadline_ms),
+            memory_bytes: (self.memory_mib as usize) << 20,
+            max_output_bytes: self.max_output_bytes,
+            max_concurrent: self.max_concurrent,
+        }
+    }
+}
 
 /// The sandbox limits of every mapper call.
 #[derive(Debug, Clone)]
@@ -125,23 +183,6 @@ struct HasTable;
 impl wasmtime::component::HasData for HasTable {
     type Data<'a> = &'a mut ResourceTable;
 }
-
-/// The interfaces a mapper may import. Everything else is refused at load time.
-const GRANTED: [&str; 13] = [
-    "wasi:io/error@",
-    "wasi:io/poll@",
-    "wasi:io/streams@",
-    "wasi:cli/environment@",
-    "wasi:cli/exit@",
-    "wasi:cli/stdin@",
-    "wasi:cli/stdout@",
-    "wasi:cli/stderr@",
-    "wasi:cli/terminal-input@",
-    "wasi:cli/terminal-output@",
-    "wasi:cli/terminal-stdin@",
-    "wasi:cli/terminal-stdout@",
-    "wasi:cli/terminal-stderr@",
-];
 
 fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     use wasmtime_wasi::cli::WasiCli;
@@ -223,19 +264,17 @@ impl MapperRuntime {
     }
 
     /// Loads the mapper module `bytes`, refusing it when `pin` is given and differs.
-    pub fn load_bytes(&self, bytes: &[u8], pin: Option<&str>) -> Result<Arc<WasmMapper>, String> {
+    pub fn load_bytes(
+        &self,
+        bytes: &[u8],
+        pin: Option<&str>,
+    ) -> Result<Arc<WasmMapper>, LoadError> {
         let sha256 = sha256_hex(bytes);
-        if let Some(pin) = pin
-            && !pin.eq_ignore_ascii_case(&sha256)
-        {
-            return Err(format!(
-                "the module's SHA-256 is {sha256}, but the issuer entry pins {pin}: refusing to run it"
-            ));
-        }
+        check_pin(&sha256, pin)?;
         if let Some(found) = self.lock().get(&sha256) {
             return Ok(found.clone());
         }
-        check_preamble(bytes)?;
+        contract::check_preamble(bytes)?;
         let component = self.compile(bytes, &sha256)?;
         let mapper = Arc::new(self.prepare(component, sha256.clone())?);
         self.lock().insert(sha256, mapper.clone());
@@ -246,7 +285,7 @@ impl MapperRuntime {
         self.loaded.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<Component, String> {
+    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<Component, LoadError> {
         let cached = self.cache_dir.as_ref().map(|dir| {
             let mut hasher = std::hash::DefaultHasher::new();
             std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut hasher);
@@ -267,7 +306,7 @@ impl MapperRuntime {
             }
         }
         let component = Component::new(&self.engine, bytes)
-            .map_err(|e| format!("not a valid WebAssembly component: {e}"))?;
+            .map_err(|e| LoadError::Invalid(e.to_string()))?;
         if let Some(path) = &cached {
             match component.serialize() {
                 Ok(serialized) => {
@@ -287,49 +326,26 @@ impl MapperRuntime {
         Ok(component)
     }
 
-    fn prepare(&self, component: Component, sha256: String) -> Result<WasmMapper, String> {
+    fn prepare(&self, component: Component, sha256: String) -> Result<WasmMapper, LoadError> {
         let ty = component.component_type();
         let exports: Vec<String> = ty
             .exports(&self.engine)
             .map(|(n, _)| n.to_owned())
             .collect();
-        if !exports.iter().any(|e| e == CONTRACT) {
-            return Err(
-                match exports.iter().find(|e| e.starts_with(CONTRACT_PREFIX)) {
-                    Some(other) => format!(
-                        "the module was built for contract {other}, but this claimex speaks {CONTRACT}: \
-                     rebuild it against mappers/wit of this release"
-                    ),
-                    None => format!(
-                        "the module does not export {CONTRACT} (it exports: {}); build it from the \
-                     claims-mapper world in mappers/wit",
-                        if exports.is_empty() {
-                            "nothing".to_owned()
-                        } else {
-                            exports.join(", ")
-                        }
-                    ),
-                },
-            );
-        }
-        let refused: Vec<String> = ty
+        let imports: Vec<String> = ty
             .imports(&self.engine)
             .map(|(n, _)| n.to_owned())
-            .filter(|n| !GRANTED.iter().any(|g| n.starts_with(g)))
             .collect();
-        if !refused.is_empty() {
-            return Err(format!(
-                "the module imports {}, which claimex does not grant: mappers get no filesystem, \
-                 network, clock or randomness",
-                refused.join(", ")
-            ));
-        }
+        contract::check_interface(
+            exports.iter().map(String::as_str),
+            imports.iter().map(String::as_str),
+        )?;
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| format!("the module cannot be linked: {e}"))?;
+            .map_err(|e| LoadError::Link(e.to_string()))?;
         let pre = bindings::ClaimsMapperPre::new(pre)
-            .map_err(|e| format!("the module does not match {CONTRACT}: {e}"))?;
+            .map_err(|e| LoadError::Link(format!("the module does not match {CONTRACT}: {e}")))?;
         Ok(WasmMapper {
             pre,
             sha256,
@@ -343,10 +359,14 @@ impl MapperLoader for MapperRuntime {
     /// Loads the module at `path`. A file whose size and modification time are unchanged since
     /// it was last loaded is not read and hashed again: a registry of many issuers sharing one
     /// mapper costs one hash per refresh, not one per issuer.
-    fn load(&self, path: &Path, sha256: Option<&str>) -> Result<Arc<dyn ClaimsMapper>, String> {
+    fn load(
+        &self,
+        path: &Path,
+        sha256: Option<&str>,
+    ) -> Result<Arc<dyn ClaimsMapper>, LoadError> {
         let stamp = std::fs::metadata(path)
             .and_then(|m| Ok((m.len(), m.modified()?)))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| io_error(path, e))?;
         let known = self
             .by_path
             .lock()
@@ -355,14 +375,7 @@ impl MapperLoader for MapperRuntime {
             .filter(|(seen, _)| *seen == stamp)
             .map(|(_, mapper)| mapper.clone());
         if let Some(mapper) = known {
-            if let Some(pin) = sha256
-                && !pin.eq_ignore_ascii_case(&mapper.sha256)
-            {
-                return Err(format!(
-                    "the module's SHA-256 is {}, but the issuer entry pins {pin}: refusing to run it",
-                    mapper.sha256
-                ));
-            }
+            check_pin(&mapper.sha256, sha256)?;
             return Ok(mapper);
         }
         let bytes = read_module(path)?;
@@ -375,27 +388,35 @@ impl MapperLoader for MapperRuntime {
     }
 }
 
-/// Reads a mapper module from disk, refusing oversized files.
-pub fn read_module(path: &Path) -> Result<Vec<u8>, String> {
-    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if size > MAX_MODULE_BYTES as u64 {
-        return Err(format!(
-            "the module is {size} bytes; at most {MAX_MODULE_BYTES} are accepted"
-        ));
+fn io_error(path: &Path, e: std::io::Error) -> LoadError {
+    LoadError::Io {
+        path: path.to_owned(),
+        reason: e.to_string(),
     }
-    std::fs::read(path).map_err(|e| e.to_string())
 }
 
-fn check_preamble(bytes: &[u8]) -> Result<(), String> {
-    match bytes.get(..8) {
-        Some([0, b'a', b's', b'm', 0x0d, 0, 0x01, 0]) => Ok(()),
-        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Err(
-            "this is a core WebAssembly module, not a component: build the mapper for \
-             wasm32-wasip2 (or wrap it with wit-component)"
-                .into(),
-        ),
-        _ => Err("this is not a WebAssembly component".into()),
+fn check_pin(sha256: &str, pin: Option<&str>) -> Result<(), LoadError> {
+    match pin {
+        Some(pin) if !pin.eq_ignore_ascii_case(sha256) => Err(LoadError::PinMismatch {
+            actual: sha256.to_owned(),
+            pinned: pin.to_owned(),
+        }),
+        _ => Ok(()),
     }
+}
+
+/// Reads a mapper module from disk, refusing oversized files.
+pub fn read_module(path: &Path) -> Result<Vec<u8>, LoadError> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| io_error(path, e))?
+        .len();
+    if size > MAX_MODULE_BYTES as u64 {
+        return Err(LoadError::TooLarge {
+            size,
+            max: MAX_MODULE_BYTES,
+        });
+    }
+    std::fs::read(path).map_err(|e| io_error(path, e))
 }
 
 /// Lowercase hex SHA-256 of `bytes`.
@@ -444,12 +465,9 @@ pub struct WasmMapper {
 }
 
 impl WasmMapper {
-    /// Runs one call on a fresh instance: the decision, or the error and whether the memory
-    /// cap was hit; and what the guest wrote to stderr.
-    async fn call(
-        &self,
-        request: &MapRequest<'_>,
-    ) -> (Result<guest::Decision, (wasmtime::Error, bool)>, String) {
+    /// Runs one call on a fresh instance: the decision or how the call failed, and what the
+    /// guest wrote to stderr.
+    async fn call(&self, request: &MapRequest<'_>) -> (Result<guest::Decision, Failure>, String) {
         let mut store = Store::new(
             &self.engine,
             State {
@@ -478,13 +496,12 @@ impl WasmMapper {
             config: request.config_json.to_owned(),
         };
         let result = match self.pre.instantiate_async(&mut store).await {
-            Ok(instance) => {
-                instance
-                    .claimex_mapper_mapper()
-                    .call_map(&mut store, &wire)
-                    .await
-            }
-            Err(e) => Err(e),
+            Ok(instance) => instance
+                .claimex_mapper_mapper()
+                .call_map(&mut store, &wire)
+                .await
+                .map_err(Failure::Call),
+            Err(e) => Err(Failure::Instantiate(e)),
         };
         let state = store.data();
         let stderr = state
@@ -492,8 +509,22 @@ impl WasmMapper {
             .as_ref()
             .map(|pipe| String::from_utf8_lossy(&pipe.contents()).trim().to_owned())
             .unwrap_or_default();
-        (result.map_err(|e| (e, state.memory_exceeded)), stderr)
+        let result = match result {
+            Err(_) if state.memory_exceeded => Err(Failure::Memory),
+            other => other,
+        };
+        (result, stderr)
     }
+}
+
+/// How a call failed, told apart by where it failed rather than by what wasmtime said.
+enum Failure {
+    /// The guest tried to grow its memory past the cap (at instantiation or during the call).
+    Memory,
+    /// No instance could be made (pool exhausted, start function failed).
+    Instantiate(wasmtime::Error),
+    /// The call itself failed: a trap, the deadline, or a host error.
+    Call(wasmtime::Error),
 }
 
 #[async_trait::async_trait]
@@ -512,31 +543,28 @@ impl ClaimsMapper for WasmMapper {
 }
 
 impl WasmMapper {
-    fn decide(
-        &self,
-        result: Result<guest::Decision, (wasmtime::Error, bool)>,
-    ) -> Result<MapDecision, MapperError> {
-        let decision = match result {
-            Ok(decision) => decision,
-            Err((error, memory_exceeded)) => {
-                let failure = if memory_exceeded {
-                    MapperError::Memory((self.limits.memory_bytes / (1024 * 1024)) as u64)
-                } else {
-                    match error.downcast_ref::<Trap>() {
-                        Some(Trap::Interrupt) => {
-                            MapperError::Deadline(self.limits.deadline.as_millis() as u64)
-                        }
-                        Some(trap) => MapperError::Trap(trap.to_string()),
-                        None if error.to_string().contains("instance") => {
-                            MapperError::Runtime(error.to_string())
-                        }
-                        None => MapperError::Trap(error.to_string()),
-                    }
-                };
-                tracing::debug!(mapper_sha256 = %self.sha256, error = %format!("{error:#}"), "mapper call failed");
-                return Err(failure);
+    fn decide(&self, result: Result<guest::Decision, Failure>) -> Result<MapDecision, MapperError> {
+        let error = match result {
+            Ok(decision) => return self.bounded(decision),
+            Err(Failure::Memory) => {
+                return Err(MapperError::Memory(
+                    (self.limits.memory_bytes / (1024 * 1024)) as u64,
+                ));
             }
+            Err(Failure::Instantiate(error)) => MapperError::Runtime(error.to_string()),
+            Err(Failure::Call(error)) => match error.downcast_ref::<Trap>() {
+                Some(Trap::Interrupt) => {
+                    MapperError::Deadline(self.limits.deadline.as_millis() as u64)
+                }
+                Some(trap) => MapperError::Trap(trap.to_string()),
+                None => MapperError::Trap(error.to_string()),
+            },
         };
+        tracing::debug!(mapper_sha256 = %self.sha256, %error, "mapper call failed");
+        Err(error)
+    }
+
+    fn bounded(&self, decision: guest::Decision) -> Result<MapDecision, MapperError> {
         let (len, decision) = match decision {
             guest::Decision::Allow(json) => (json.len(), MapDecision::Allow(json)),
             guest::Decision::Deny(reason) => (reason.len(), MapDecision::Deny(reason)),
@@ -556,22 +584,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn preamble_tells_modules_from_components() {
-        assert!(check_preamble(b"\0asm\x0d\0\x01\0rest").is_ok());
-        assert!(
-            check_preamble(b"\0asm\x01\0\0\0")
-                .unwrap_err()
-                .contains("core WebAssembly module")
-        );
-        assert!(
-            check_preamble(b"garbage!")
-                .unwrap_err()
-                .contains("not a WebAssembly")
-        );
-        assert!(check_preamble(b"").is_err());
-    }
-
-    #[test]
     fn sha256_of_empty_input() {
         assert_eq!(
             sha256_hex(b""),
@@ -586,6 +598,6 @@ mod tests {
             .load_bytes(b"\0asm\x0d\0\x01\0", Some(&"0".repeat(64)))
             .err()
             .unwrap();
-        assert!(err.contains("pins"), "{err}");
+        assert!(matches!(err, LoadError::PinMismatch { .. }), "{err}");
     }
 }

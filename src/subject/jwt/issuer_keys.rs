@@ -1,6 +1,6 @@
 //! Fetching and caching issuers' verification keys: OIDC discovery, then the JWKS.
 //!
-//! The adapter behind [`crate::exchange::IssuerKeys`]. For each registered issuer it reads
+//! The adapter behind [`super::IssuerKeys`]. For each registered issuer it reads
 //! `<issuer>/.well-known/openid-configuration`, requires the document's `issuer` to equal the
 //! registered URL exactly, follows `jwks_uri`, and caches the parsed keys in a `moka` cache
 //! for as long as the JWKS response's `Cache-Control: max-age` says, clamped to configured
@@ -17,40 +17,70 @@ use moka::future::Cache;
 use reqwest::header::{CACHE_CONTROL, HeaderMap};
 use serde::Deserialize;
 
-use crate::exchange::{IssuerKeys, KeysError};
-use crate::registry::{Issuer, check_issuer_url};
-use crate::verify::KeySet;
+use super::{IssuerKeys, KeySet, KeysError, OidcPolicy, check_issuer_url};
+use crate::settings::{SettingError, range};
 
-/// How keys are fetched and cached.
-#[derive(Debug, Clone)]
+/// Largest discovery or JWKS document accepted, in bytes.
+const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
+/// How keys are fetched and cached: the `[jwks]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct JwksSettings {
-    /// Cache lifetime when the JWKS response has no `max-age`.
-    pub default_ttl: Duration,
-    /// Shortest cache lifetime, whatever the issuer says.
-    pub min_ttl: Duration,
-    /// Longest cache lifetime, whatever the issuer says.
-    pub max_ttl: Duration,
-    /// Least time between two fetches for one issuer prompted by unknown `kid`s or failures.
-    pub refetch_interval: Duration,
-    /// Timeout of one HTTP request.
-    pub timeout: Duration,
-    /// Largest discovery or JWKS document accepted, in bytes.
-    pub max_document_bytes: usize,
-    /// Accept `http://` for loopback issuers and `jwks_uri`s (tests, demos).
-    pub allow_http_loopback: bool,
+    /// Cache lifetime when the JWKS response has no `max-age`, seconds.
+    pub default_ttl_secs: u64,
+    /// Shortest cache lifetime, whatever the issuer says, seconds.
+    pub min_ttl_secs: u64,
+    /// Longest cache lifetime, whatever the issuer says, seconds.
+    pub max_ttl_secs: u64,
+    /// Least time between two fetches for one issuer prompted by unknown `kid`s or failures,
+    /// seconds.
+    pub refetch_interval_secs: u64,
+    /// Timeout of one HTTP request, milliseconds.
+    pub timeout_ms: u64,
 }
 
 impl Default for JwksSettings {
     fn default() -> JwksSettings {
         JwksSettings {
-            default_ttl: Duration::from_secs(300),
-            min_ttl: Duration::from_secs(60),
-            max_ttl: Duration::from_secs(86_400),
-            refetch_interval: Duration::from_secs(30),
-            timeout: Duration::from_secs(5),
-            max_document_bytes: 256 * 1024,
-            allow_http_loopback: false,
+            default_ttl_secs: 300,
+            min_ttl_secs: 60,
+            max_ttl_secs: 86_400,
+            refetch_interval_secs: 30,
+            timeout_ms: 5000,
         }
+    }
+}
+
+impl JwksSettings {
+    /// Checks the ranges, naming the key.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        range("min_ttl_secs", self.min_ttl_secs, 1, 86_400)?;
+        range("max_ttl_secs", self.max_ttl_secs, self.min_ttl_secs, 7 * 86_400)?;
+        range(
+            "default_ttl_secs",
+            self.default_ttl_secs,
+            self.min_ttl_secs,
+            self.max_ttl_secs,
+        )?;
+        range("refetch_interval_secs", self.refetch_interval_secs, 1, 3600)?;
+        range("timeout_ms", self.timeout_ms, 100, 60_000)
+    }
+
+    fn default_ttl(&self) -> Duration {
+        Duration::from_secs(self.default_ttl_secs)
+    }
+    fn min_ttl(&self) -> Duration {
+        Duration::from_secs(self.min_ttl_secs)
+    }
+    fn max_ttl(&self) -> Duration {
+        Duration::from_secs(self.max_ttl_secs)
+    }
+    fn refetch_interval(&self) -> Duration {
+        Duration::from_secs(self.refetch_interval_secs)
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
     }
 }
 
@@ -76,6 +106,7 @@ struct Entry {
 pub struct HttpIssuerKeys {
     http: reqwest::Client,
     settings: JwksSettings,
+    allow_http_loopback: bool,
     entries: Cache<String, Arc<Entry>>,
     locks: Cache<String, Arc<tokio::sync::Mutex<()>>>,
     /// Issuers whose keys could not be fetched and are not cached either, until the refetch
@@ -85,19 +116,23 @@ pub struct HttpIssuerKeys {
 }
 
 impl HttpIssuerKeys {
-    /// A cache with these settings.
-    pub fn new(settings: JwksSettings) -> anyhow::Result<HttpIssuerKeys> {
-        let refetch_interval = settings.refetch_interval;
+    /// A cache with these settings; `allow_http_loopback` accepts `http://` for loopback
+    /// issuers and `jwks_uri`s (tests, demos).
+    pub fn new(
+        settings: JwksSettings,
+        allow_http_loopback: bool,
+    ) -> Result<HttpIssuerKeys, reqwest::Error> {
+        let refetch_interval = settings.refetch_interval();
         let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
+            .timeout(settings.timeout())
+            .connect_timeout(settings.timeout())
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("claimex/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
+            .build()?;
         Ok(HttpIssuerKeys {
             http,
             settings,
+            allow_http_loopback,
             entries: Cache::builder().max_capacity(100_000).build(),
             locks: Cache::builder().max_capacity(100_000).build(),
             failed: Cache::builder()
@@ -118,7 +153,7 @@ impl HttpIssuerKeys {
         if !response.status().is_success() {
             return Err(format!("GET {url}: HTTP {}", response.status()));
         }
-        let max = self.settings.max_document_bytes;
+        let max = MAX_DOCUMENT_BYTES;
         if response.content_length().is_some_and(|n| n > max as u64) {
             return Err(format!(
                 "GET {url}: the document is larger than {max} bytes"
@@ -141,7 +176,7 @@ impl HttpIssuerKeys {
         Ok((body, headers))
     }
 
-    async fn fetch(&self, issuer: &Issuer) -> Result<(KeySet, Duration), String> {
+    async fn fetch(&self, issuer: &OidcPolicy) -> Result<(KeySet, Duration), String> {
         let discovery_url = format!(
             "{}/.well-known/openid-configuration",
             issuer.url.trim_end_matches('/')
@@ -157,7 +192,7 @@ impl HttpIssuerKeys {
             ));
         }
         let jwks_url = discovery.jwks_uri.url().as_str().to_owned();
-        check_issuer_url(&jwks_url, self.settings.allow_http_loopback)
+        check_issuer_url(&jwks_url, self.allow_http_loopback)
             .map_err(|e| format!("jwks_uri: {e}"))?;
         let (body, headers) = self.get(&jwks_url).await?;
         let keys = KeySet::from_jwks(&body).map_err(|e| format!("{jwks_url}: {e}"))?;
@@ -175,7 +210,7 @@ impl HttpIssuerKeys {
         let mut ttl = None;
         for directive in directives {
             if directive == "no-store" || directive == "no-cache" {
-                return s.min_ttl;
+                return s.min_ttl();
             }
             if let Some(age) = directive.strip_prefix("max-age=")
                 && let Ok(age) = age.trim_matches('"').parse::<u64>()
@@ -183,11 +218,11 @@ impl HttpIssuerKeys {
                 ttl = Some(Duration::from_secs(age));
             }
         }
-        ttl.unwrap_or(s.default_ttl).clamp(s.min_ttl, s.max_ttl)
+        ttl.unwrap_or(s.default_ttl()).clamp(s.min_ttl(), s.max_ttl())
     }
 }
 
-fn unavailable(issuer: &Issuer) -> KeysError {
+fn unavailable(issuer: &OidcPolicy) -> KeysError {
     KeysError::Unavailable(format!(
         "the keys of issuer {:?} cannot be fetched right now; try again shortly",
         issuer.id
@@ -212,11 +247,11 @@ fn without_url(e: &reqwest::Error) -> String {
 impl IssuerKeys for HttpIssuerKeys {
     async fn keys(
         &self,
-        issuer: &Issuer,
+        issuer: &OidcPolicy,
         unknown_kid: Option<&str>,
     ) -> Result<Arc<KeySet>, KeysError> {
         let now = Instant::now();
-        let pace = self.settings.refetch_interval;
+        let pace = self.settings.refetch_interval();
         let usable = |entry: &Entry, now: Instant| match unknown_kid {
             None => now < entry.fresh_until || now < entry.attempted + pace,
             Some(kid) => entry.keys.has_kid(kid) || now < entry.attempted + pace,
@@ -303,7 +338,7 @@ mod tests {
 
     #[test]
     fn ttl_honours_cache_control_within_bounds() {
-        let keys = HttpIssuerKeys::new(JwksSettings::default()).unwrap();
+        let keys = HttpIssuerKeys::new(JwksSettings::default(), false).unwrap();
         assert_eq!(keys.ttl(&HeaderMap::new()), Duration::from_secs(300));
         assert_eq!(
             keys.ttl(&headers("public, max-age=600")),

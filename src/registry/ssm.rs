@@ -1,11 +1,11 @@
 //! The SSM Parameter Store issuer source: one parameter per issuer under a prefix.
 //!
 //! This module owns the mapping from parameters to raw registry entries; validation,
-//! snapshots, refresh, backoff and `/healthz` status belong to [`crate::registry::Registry`].
+//! snapshots, refresh, backoff and `/healthz` status belong to [`super::Registry`].
 //!
 //! Each issuer is one `String` or `SecureString` parameter named `<prefix><issuer id>` (the
 //! default prefix is `/claimex/issuers/`) whose value is the JSON form of
-//! [`IssuerSpec`](crate::registry::IssuerSpec), the same fields as the local file backend:
+//! [`IssuerSpec`](super::IssuerSpec), the same fields as the local file backend:
 //!
 //! ```json
 //! {
@@ -28,9 +28,8 @@
 use async_trait::async_trait;
 use aws_sdk_ssm::types::{Parameter, ParameterType};
 
-use crate::registry::{IssuerSource, IssuerSpec, RawEntry, SourceError, valid_issuer_id};
-
-use super::describe_error;
+use super::{EntryError, IssuerSource, IssuerSpec, RawEntry, SourceError, valid_issuer_id};
+use crate::aws::describe_error;
 
 /// Issuers registered as SSM parameters under a prefix.
 pub struct SsmSource {
@@ -76,9 +75,11 @@ impl SsmSource {
         let spec = check_name(&id)
             .and_then(|()| check_type(parameter.r#type()))
             .and_then(|()| {
-                serde_json::from_str::<IssuerSpec>(parameter.value().unwrap_or_default())
+                serde_json::from_str::<serde_json::Value>(parameter.value().unwrap_or_default())
                     .map_err(|e| format!("the value is not a valid issuer entry (JSON): {e}"))
-            });
+            })
+            .map_err(EntryError::Parse)
+            .and_then(IssuerSpec::from_value);
         RawEntry { id, origin, spec }
     }
 }
@@ -213,7 +214,7 @@ mod tests {
         ];
         for (p, needle) in cases {
             let entry = s.entry(&p);
-            let err = entry.spec.unwrap_err();
+            let err = entry.spec.unwrap_err().to_string();
             assert!(err.contains(needle), "{}: {err}", entry.origin);
         }
     }

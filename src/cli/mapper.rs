@@ -1,20 +1,44 @@
-//! `claimex mapper test`: run a mapper on a claim set exactly as the server would.
+//! `claimex mapper check|test`: a mapper module checked, and run on a claim set exactly as
+//! the server would.
 //!
-//! Same runtime, same limits, same output checks as an exchange; prints the decision, the
-//! claims that would be signed (with the host-owned claims claimex would add), the session-tag
-//! check and the call's time.
+//! `check` loads the module as the registry would (a component, the contract, no forbidden
+//! import). `test` uses the same runtime, limits and output checks as an exchange; it prints
+//! the decision, the claims that would be signed (with the host-owned claims claimex would
+//! add), the session-tag check and the call's time.
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::exchange::system_now;
-use crate::mapping::{MapDecision, MapRequest, MapperLoader as _};
-use crate::mint::{self, DEFAULT_AUDIENCE, Stamp};
-use crate::registry::Issuer;
-use crate::wasm::{Limits, MapperRuntime};
+use crate::exchange::IdSource as _;
+use crate::mapper::contract::CONTRACT;
+use crate::mapper::wasm::{Limits, MapperRuntime, read_module};
+use crate::mapper::{ClaimsMapper as _, MapDecision, MapRequest, MapperLoader as _};
+use crate::mint::{self, DEFAULT_AUDIENCE, OutputPolicy, Stamp};
+use crate::system::{RandomIds, unix_now};
+
+/// `claimex mapper check`: validates a module without running it.
+pub fn check(mapper: &Path) -> anyhow::Result<ExitCode> {
+    let runtime = MapperRuntime::new(Limits::default(), None)?;
+    let bytes = read_module(mapper).map_err(|e| anyhow::anyhow!("{}: {e}", mapper.display()))?;
+    match runtime.load_bytes(&bytes, None) {
+        Ok(loaded) => {
+            println!(
+                "ok: {} is a valid claimex mapper ({CONTRACT}, sha256 {})",
+                mapper.display(),
+                loaded.sha256()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("refused: {}: {e}", mapper.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
 
 /// What to run.
 pub struct TestInput<'a> {
@@ -44,8 +68,8 @@ fn read_json(path: &Path) -> anyhow::Result<serde_json::Value> {
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
-/// Runs the mapper once and reports.
-pub async fn run(input: &TestInput<'_>) -> anyhow::Result<TestOutcome> {
+/// `claimex mapper test`: runs the mapper once and reports.
+pub async fn test(input: &TestInput<'_>) -> anyhow::Result<TestOutcome> {
     let claims = read_json(input.claims)?;
     anyhow::ensure!(
         claims.is_object(),
@@ -62,31 +86,28 @@ pub async fn run(input: &TestInput<'_>) -> anyhow::Result<TestOutcome> {
         .load(input.mapper, None)
         .map_err(|e| anyhow::anyhow!("{}: {e}", input.mapper.display()))?;
     let load_time = loading.elapsed();
-    let issuer = Issuer {
-        id: input.issuer_id.to_owned(),
-        url: claims["iss"]
-            .as_str()
-            .unwrap_or("https://issuer.example")
-            .to_owned(),
-        audiences: vec![],
-        algorithms: vec![],
-        mapper_config: serde_json::to_string(&config)?,
-        output_audiences: if input.output_audiences.is_empty() {
+    let issuer_url = claims["iss"]
+        .as_str()
+        .unwrap_or("https://issuer.example")
+        .to_owned();
+    let output = OutputPolicy {
+        issuer_id: input.issuer_id.to_owned(),
+        audiences: if input.output_audiences.is_empty() {
             vec![DEFAULT_AUDIENCE.to_owned()]
         } else {
             input.output_audiences.clone()
         },
         token_lifetime: None,
-        mapper: mapper.clone(),
     };
+    let config_json = serde_json::to_string(&config)?;
     let claims_json = serde_json::to_string(&claims)?;
     let calling = Instant::now();
     let outcome = mapper
         .map(&MapRequest {
-            issuer_id: &issuer.id,
-            issuer_url: &issuer.url,
+            issuer_id: input.issuer_id,
+            issuer_url: &issuer_url,
             claims_json: &claims_json,
-            config_json: &issuer.mapper_config,
+            config_json: &config_json,
         })
         .await;
     let call_time = calling.elapsed();
@@ -118,7 +139,7 @@ pub async fn run(input: &TestInput<'_>) -> anyhow::Result<TestOutcome> {
             let _ = writeln!(text, "decision: deny: {reason}");
             false
         }
-        Ok(MapDecision::Allow(json)) => match mint::check_output(&json, &issuer) {
+        Ok(MapDecision::Allow(json)) => match mint::check_output(&json, &output) {
             Err(e) => {
                 let _ = writeln!(
                     text,
@@ -130,8 +151,9 @@ pub async fn run(input: &TestInput<'_>) -> anyhow::Result<TestOutcome> {
             Ok(checked) => {
                 let stamp = Stamp::new(
                     "<claimex public_url>",
-                    system_now(),
+                    unix_now(),
                     Duration::from_secs(900),
+                    RandomIds.token_id(),
                 );
                 let signed: serde_json::Value =
                     serde_json::from_str(&checked.payload_json(&stamp))?;

@@ -13,9 +13,11 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
+mod issuer;
+
 use crate::config::Config;
-use crate::exchange::system_now;
-use crate::testing::TestIssuer;
+use crate::system::unix_now;
+use issuer::DemoIssuer;
 
 /// What the demo showed, for tests.
 #[derive(Debug)]
@@ -38,7 +40,7 @@ pub async fn run(mapper: &Path, dir: &Path) -> anyhow::Result<DemoReport> {
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut out = String::new();
-    let issuer = TestIssuer::start().context("cannot start the loopback issuer")?;
+    let issuer = DemoIssuer::start().context("cannot start the loopback issuer")?;
     let _ = writeln!(
         out,
         "1. A loopback OIDC issuer stands in for GitHub Actions at {}",
@@ -70,7 +72,7 @@ pub async fn run(mapper: &Path, dir: &Path) -> anyhow::Result<DemoReport> {
     )?;
     let config = Config::load_with_env(Some(&dir.join("claimex.toml")), &[])?;
     let app = crate::app::build(&config).await?;
-    let server = crate::app::server(app.exchanger, listener, 1)?;
+    let server = crate::app::server(&app, listener, 1)?;
     let handle = server.handle();
     actix_web::rt::spawn(server);
     let _ = writeln!(
@@ -93,7 +95,7 @@ pub async fn run(mapper: &Path, dir: &Path) -> anyhow::Result<DemoReport> {
 }
 
 async fn exchange_and_verify(
-    issuer: &TestIssuer,
+    issuer: &DemoIssuer,
     public_url: &str,
     audience: &str,
     out: &mut String,
@@ -101,8 +103,8 @@ async fn exchange_and_verify(
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
-    let claims = issuer.github_claims(audience, system_now());
-    let token = issuer.mint(&claims);
+    let claims = issuer.github_claims(audience, unix_now());
+    let token = issuer.mint(&claims)?;
     let _ = writeln!(
         out,
         "3. The CI job's id-token ({} bytes): repository={} ref={} actor={}",
@@ -153,12 +155,12 @@ async fn exchange_and_verify(
         serde_json::to_string_pretty(&verified.claims)?
     );
 
-    let mut foreign = issuer.github_claims(audience, system_now());
+    let mut foreign = issuer.github_claims(audience, unix_now());
     foreign["repository_owner"] = json!("evil-org");
     foreign["repository_owner_id"] = json!("666");
     let response = http
         .post(format!("{public_url}/exchange?issuerId=github"))
-        .body(issuer.mint(&foreign))
+        .body(issuer.mint(&foreign)?)
         .send()
         .await?;
     let refused_status = response.status().as_u16();

@@ -1,0 +1,211 @@
+//! The `claimex` command: what each subcommand does, over the library.
+//!
+//! - `serve`: build the app from the configuration and run the HTTP server ([`crate::app`]);
+//! - `demo`: the whole exchange on loopback ([`demo`]);
+//! - `keys`: the published keys and the KMS rotation steps ([`keys`]);
+//! - `mapper check|test`: a mapper module checked and run as the server would ([`mapper`]).
+
+pub mod demo;
+pub mod keys;
+pub mod mapper;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{CONFIG_ENV, Config};
+
+#[derive(Parser)]
+#[command(
+    name = "claimex",
+    version,
+    about = "Exchanges CI OIDC id-tokens for claimex-signed JWTs with AWS session tags"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve {
+        /// The configuration file (TOML); CLAIMEX_* variables override it.
+        #[arg(long, env = CONFIG_ENV)]
+        config: Option<PathBuf>,
+    },
+    /// Run the whole exchange on loopback and explain each step.
+    Demo {
+        /// The GitHub mapper component.
+        #[arg(long, default_value_os_t = demo::default_mapper_path())]
+        mapper: PathBuf,
+        /// Where the demo writes its configuration and key.
+        #[arg(long, default_value_os_t = std::env::temp_dir().join("claimex-demo"))]
+        dir: PathBuf,
+    },
+    /// Inspect the signing keys, and rotate KMS keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Check and try mapper modules.
+    Mapper {
+        #[command(subcommand)]
+        command: MapperCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Print the JWKS claimex publishes with this configuration.
+    Jwks {
+        /// The configuration file.
+        #[arg(long, env = CONFIG_ENV)]
+        config: Option<PathBuf>,
+    },
+    /// Print the KMS rotation state (signer.kms_keys_parameter): current and published keys.
+    Show {
+        /// The configuration file.
+        #[arg(long, env = CONFIG_ENV)]
+        config: Option<PathBuf>,
+    },
+    /// Publish a KMS key as the pending key: in the JWKS, not signing yet.
+    Stage {
+        /// The KMS key (id, ARN, alias name or alias ARN); stored as its ARN.
+        key: String,
+        /// The configuration file.
+        #[arg(long, env = CONFIG_ENV)]
+        config: Option<PathBuf>,
+    },
+    /// Make a staged KMS key the current (signing) key; the old current key stays published.
+    Promote {
+        /// The KMS key (id, ARN, alias name or alias ARN).
+        key: String,
+        /// Promote even if the key was not staged (published) first.
+        #[arg(long)]
+        force: bool,
+        /// The configuration file.
+        #[arg(long, env = CONFIG_ENV)]
+        config: Option<PathBuf>,
+    },
+    /// Stop publishing a KMS key (never the current one).
+    Retire {
+        /// The KMS key as listed by `claimex keys show`, or any id, ARN or alias of it.
+        key: String,
+        /// The configuration file.
+        #[arg(long, env = CONFIG_ENV)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MapperCommand {
+    /// Validate a module without running it: a component, the right contract, no forbidden imports.
+    Check {
+        /// The mapper component (.wasm).
+        mapper: PathBuf,
+    },
+    /// Run a mapper on a claim set exactly as the server would, and print what would be signed.
+    Test {
+        /// The mapper component (.wasm).
+        #[arg(long)]
+        mapper: PathBuf,
+        /// The inbound claims (a JSON object).
+        #[arg(long)]
+        claims: PathBuf,
+        /// The mapper configuration (JSON).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The issuer id handed to the mapper.
+        #[arg(long, default_value = "test")]
+        issuer_id: String,
+        /// Audiences the output may carry (default: sts.amazonaws.com).
+        #[arg(long)]
+        output_audience: Vec<String>,
+    },
+}
+
+fn init_logging(json: bool, default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLAIMEX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    } else {
+        builder.compact().init();
+    }
+}
+
+/// Parses the command line and runs the command; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { .. } => init_logging(true, "info"),
+        _ => init_logging(false, "warn"),
+    }
+    let result = actix_web::rt::System::new().block_on(run(cli.command));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("claimex: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve { config } => {
+            crate::app::seed_random_early();
+            let config = Config::load(config.as_deref())?;
+            let app = crate::app::build(&config).await?;
+            crate::app::serve(&config, app).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { mapper, dir } => {
+            let report = demo::run(&mapper, &dir).await?;
+            println!("{}", report.text);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys { command } => keys::run(command).await,
+        Command::Mapper {
+            command: MapperCommand::Check { mapper },
+        } => mapper::check(&mapper),
+        Command::Mapper {
+            command:
+                MapperCommand::Test {
+                    mapper,
+                    claims,
+                    config,
+                    issuer_id,
+                    output_audience,
+                },
+        } => {
+            let started = Instant::now();
+            let outcome = mapper::test(&mapper::TestInput {
+                mapper: &mapper,
+                claims: &claims,
+                config: config.as_deref(),
+                issuer_id: &issuer_id,
+                output_audiences: output_audience,
+            })
+            .await?;
+            println!("{}", outcome.text);
+            eprintln!("(total {:.1} ms)", started.elapsed().as_secs_f64() * 1000.0);
+            Ok(if outcome.allowed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+

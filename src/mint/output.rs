@@ -1,0 +1,279 @@
+//! Checking a mapper's `allow` output before anything is signed: a JSON object, parsed once
+//! over borrowed text; no member given twice; none of the claims claimex owns, however
+//! spelled; `sub` a string of 1–255 characters; `aud` one audience or a list, each allowed by
+//! the entry; the AWS session-tags claim by AWS's rules. What passes is signed as written.
+
+use std::borrow::Cow;
+
+use claimex_tags::{TAGS_CLAIM, TagSummary};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::{DEFAULT_AUDIENCE, OutputPolicy, RESERVED_CLAIMS, Stamp};
+use crate::error::{ExchangeError, Refusal};
+
+fn invalid(description: impl Into<String>) -> ExchangeError {
+    ExchangeError::new(Refusal::InvalidOutput, description)
+}
+
+/// Mapper output that passed every check.
+#[derive(Debug, Clone)]
+pub struct CheckedClaims {
+    /// The mapper's object members exactly as it wrote them (the text between its braces),
+    /// checked: valid JSON, no member name twice, none of the host-owned claims.
+    members: String,
+    /// Whether the mapper set no `aud`, so claimex adds the default.
+    default_aud: bool,
+    /// The outbound `sub`.
+    pub sub: String,
+    /// The outbound audiences.
+    pub aud: Vec<String>,
+    /// The session-tag keys, when the tags claim is present.
+    pub tags: Option<TagSummary>,
+}
+
+impl CheckedClaims {
+    /// The outbound payload as JSON text: claimex's claims (`iss`, `iat`, `nbf`, `exp`,
+    /// `jti`), then the mapper's members as written, then the default `aud` when it set none.
+    pub fn payload_json(&self, stamp: &Stamp) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(self.members.len() + stamp.iss.len() + 128);
+        out.push_str(r#"{"iss":"#);
+        // A string and numbers: serialising them cannot fail.
+        out.push_str(&Value::from(stamp.iss.as_str()).to_string());
+        let _ = write!(
+            out,
+            r#","iat":{iat},"nbf":{iat},"exp":{exp},"jti":"#,
+            iat = stamp.iat,
+            exp = stamp.exp,
+        );
+        if stamp.jti.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            // base64url, as the system id source gives: nothing to escape.
+            let _ = write!(out, r#""{}","#, stamp.jti);
+        } else {
+            out.push_str(&Value::from(stamp.jti.as_str()).to_string());
+            out.push(',');
+        }
+        out.push_str(&self.members);
+        if self.default_aud {
+            let _ = write!(out, r#","aud":"{DEFAULT_AUDIENCE}""#);
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// The members of the mapper's object that claimex reads, borrowed from its output; the
+/// rest are only checked for duplicate and reserved names.
+#[derive(Default)]
+struct OutputMembers<'a> {
+    sub: Option<&'a RawValue>,
+    aud: Option<&'a RawValue>,
+    tags: Option<&'a RawValue>,
+    reserved: Option<&'static str>,
+    duplicate: Option<String>,
+}
+
+impl<'de> serde::Deserialize<'de> for OutputMembers<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = OutputMembers<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object of claims")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<OutputMembers<'de>, A::Error> {
+                let mut out = OutputMembers::default();
+                let mut seen = std::collections::HashSet::new();
+                while let Some(MemberName(name)) = map.next_key()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    match name.as_ref() {
+                        "sub" => out.sub = Some(value),
+                        "aud" => out.aud = Some(value),
+                        TAGS_CLAIM => out.tags = Some(value),
+                        other => {
+                            if out.reserved.is_none() {
+                                out.reserved =
+                                    RESERVED_CLAIMS.iter().copied().find(|r| *r == other);
+                            }
+                        }
+                    }
+                    if !seen.insert(name.clone()) && out.duplicate.is_none() {
+                        out.duplicate = Some(name.into_owned());
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+/// A member name, unescaped (so `"\u0069ss"` is `iss`), borrowed when it has no escapes.
+struct MemberName<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for MemberName<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl<'de> serde::de::Visitor<'de> for Name {
+            type Value = MemberName<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<MemberName<'de>, E> {
+                Ok(MemberName(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<MemberName<'de>, E> {
+                Ok(MemberName(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(Name)
+    }
+}
+
+/// Parses a member claimex checks in depth (the tags claim), refusing a name given twice in
+/// any of its objects: the text is signed as written, so what was checked must be the only
+/// reading of it.
+fn strict_value(raw: &RawValue) -> Result<Value, ExchangeError> {
+    struct Strict(Value);
+    impl<'de> serde::Deserialize<'de> for Strict {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Strict;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON value")
+                }
+                fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+                    Ok(Strict(v.into()))
+                }
+                fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+                    Ok(Strict(v.into()))
+                }
+                fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+                    Ok(Strict(v.into()))
+                }
+                fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+                    Ok(Strict(v.into()))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+                    Ok(Strict(v.into()))
+                }
+                fn visit_unit<E>(self) -> Result<Strict, E> {
+                    Ok(Strict(Value::Null))
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<Strict, A::Error> {
+                    let mut list = Vec::new();
+                    while let Some(Strict(item)) = seq.next_element()? {
+                        list.push(item);
+                    }
+                    Ok(Strict(Value::Array(list)))
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Strict, A::Error> {
+                    let mut object = serde_json::Map::new();
+                    while let Some(MemberName(name)) = map.next_key()? {
+                        let Strict(value) = map.next_value()?;
+                        let name = name.into_owned();
+                        if object.contains_key(&name) {
+                            return Err(serde::de::Error::custom(format_args!(
+                                "the member {:?} is given twice",
+                                name.chars().take(64).collect::<String>()
+                            )));
+                        }
+                        object.insert(name, value);
+                    }
+                    Ok(Strict(Value::Object(object)))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    serde_json::from_str::<Strict>(raw.get())
+        .map(|Strict(value)| value)
+        .map_err(|e| invalid(format!("the mapper's session tags are invalid: {e}")))
+}
+
+/// Checks a mapper's `allow` output for the entry whose output policy is `issuer`. The output is parsed once, without
+/// building it: only `sub`, `aud` and the tags claim are read into values.
+pub fn check_output(json: &str, issuer: &OutputPolicy) -> Result<CheckedClaims, ExchangeError> {
+    let trimmed = json.trim();
+    if !trimmed.starts_with('{') {
+        return Err(
+            match serde_json::from_str::<serde::de::IgnoredAny>(trimmed) {
+                Ok(_) => invalid("the mapper's output is not a JSON object"),
+                Err(e) => invalid(format!("the mapper's output is not valid JSON: {e}")),
+            },
+        );
+    }
+    let members: OutputMembers<'_> = serde_json::from_str(trimmed)
+        .map_err(|e| invalid(format!("the mapper's output is not valid JSON: {e}")))?;
+    if let Some(reserved) = members.reserved {
+        return Err(invalid(format!(
+            "the mapper set the claim {reserved:?}, which only claimex may set"
+        )));
+    }
+    if let Some(name) = members.duplicate {
+        return Err(invalid(format!(
+            "the mapper's output has the claim {:?} twice",
+            name.chars().take(64).collect::<String>()
+        )));
+    }
+    let value = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null);
+    let sub = match members.sub.map(value) {
+        Some(Value::String(sub)) if (1..=255).contains(&sub.chars().count()) => sub,
+        Some(Value::String(_)) => {
+            return Err(invalid("the mapper's sub must have 1 to 255 characters"));
+        }
+        Some(_) => return Err(invalid("the mapper's sub must be a string")),
+        None => return Err(invalid("the mapper's output has no sub")),
+    };
+    let aud: Vec<String> = match members.aud.map(value) {
+        None => vec![DEFAULT_AUDIENCE.to_owned()],
+        Some(Value::String(a)) => vec![a],
+        Some(Value::Array(list)) if !list.is_empty() => list
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| invalid("the mapper's aud must be a string or a list of strings"))?,
+        Some(_) => {
+            return Err(invalid(
+                "the mapper's aud must be a string or a non-empty list of strings",
+            ));
+        }
+    };
+    if let Some(bad) = aud.iter().find(|a| !issuer.audiences.contains(a)) {
+        return Err(invalid(format!(
+            "the audience {bad:?} is not allowed for issuer {:?} (allowed: {})",
+            issuer.issuer_id,
+            issuer.audiences.join(", ")
+        )));
+    }
+    let tags = match members.tags.map(strict_value).transpose()? {
+        None => None,
+        Some(tags) => Some(
+            claimex_tags::check_claim(&tags)
+                .map_err(|e| invalid(format!("the mapper's session tags are invalid: {e}")))?,
+        ),
+    };
+    // Valid JSON starting with '{' ends with '}': the members are what lies between.
+    let inner = trimmed[1..trimmed.len() - 1].trim();
+    Ok(CheckedClaims {
+        members: inner.to_owned(),
+        default_aud: members.aud.is_none(),
+        sub,
+        aud,
+        tags,
+    })
+}

@@ -1,0 +1,132 @@
+//! Reading a compact JWS without trusting it: size, alphabet, three parts, the JOSE header,
+//! the payload decoded once. Nothing here checks a signature; [`Unverified`] only lets the
+//! caller choose the registered issuer and its key.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Header;
+use serde_json::Value;
+
+use super::VerifyPolicy;
+use crate::error::{ExchangeError, Refusal};
+
+fn unverified(description: impl Into<String>) -> ExchangeError {
+    ExchangeError::new(Refusal::Unverified, description)
+}
+
+fn malformed(description: impl Into<String>) -> ExchangeError {
+    ExchangeError::new(Refusal::Malformed, description)
+}
+
+/// A token whose shape has been checked but whose signature has not. Nothing here is
+/// trusted: the header only selects the key, and the payload is handed on only once
+/// [`super::verify`] has checked the signature over it.
+pub struct Unverified<'t> {
+    /// The decoded JOSE header.
+    pub header: Header,
+    /// `base64url(header) "." base64url(payload)`, the bytes the signature covers.
+    pub(super) signing_input: &'t str,
+    /// The signature, still base64url-encoded.
+    pub(super) signature: &'t str,
+    /// The payload, decoded once (UTF-8 JSON text, not yet parsed).
+    pub(super) payload: String,
+}
+
+impl Unverified<'_> {
+    /// The token's `iss`, unverified: only to choose which registered issuer verifies it.
+    pub fn iss(&self) -> Option<String> {
+        serde_json::from_str::<IssOnly>(&self.payload).ok()?.iss
+    }
+}
+
+/// Checks size and shape, reads the header and decodes the payload, trusting neither.
+pub fn inspect<'t>(token: &'t str, policy: &VerifyPolicy) -> Result<Unverified<'t>, ExchangeError> {
+    if token.len() > policy.max_token_bytes {
+        return Err(ExchangeError::new(
+            Refusal::TooLarge,
+            format!(
+                "the token is {} bytes; at most {} are accepted",
+                token.len(),
+                policy.max_token_bytes
+            ),
+        ));
+    }
+    if token.is_empty() {
+        return Err(malformed("no token: send the id-token as the request body"));
+    }
+    let not_compact = || {
+        malformed(
+            "the body is not a JWT in compact serialization (three base64url parts joined by dots)",
+        )
+    };
+    if !is_compact_charset(token.as_bytes()) {
+        return Err(not_compact());
+    }
+    let (signing_input, signature) = token.rsplit_once('.').ok_or_else(not_compact)?;
+    let (encoded_header, encoded_payload) =
+        signing_input.split_once('.').ok_or_else(not_compact)?;
+    if encoded_payload.contains('.') {
+        return Err(not_compact());
+    }
+    // jsonwebtoken's own Header type, read from the header part alone (its decode_header
+    // would scan the whole token for the dots again).
+    let header: Header = URL_SAFE_NO_PAD
+        .decode(encoded_header)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| describe_bad_header(encoded_header))?;
+    if header.crit.is_some() {
+        // RFC 7515 §4.1.11: a recipient must refuse critical extensions it does not
+        // understand, and claimex understands none.
+        return Err(unverified(
+            "the token's header lists critical extensions (crit), which claimex does not support",
+        ));
+    }
+    let payload = URL_SAFE_NO_PAD
+        .decode(encoded_payload)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| malformed("the token's payload is not base64url-encoded UTF-8"))?;
+    Ok(Unverified {
+        header,
+        signing_input,
+        signature,
+        payload,
+    })
+}
+
+/// Whether every byte is a base64url character or a dot. Written without early exit so
+/// the compiler can check many bytes per instruction (tokens are up to 16 KiB).
+fn is_compact_charset(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &b| {
+        ok & (b.is_ascii_lowercase()
+            | b.is_ascii_uppercase()
+            | b.is_ascii_digit()
+            | (b == b'-')
+            | (b == b'_')
+            | (b == b'.'))
+    })
+}
+
+/// Says why a header did not decode: an unsupported `alg` (such as `none`) is a token that
+/// fails verification; anything else is not a JWT at all.
+fn describe_bad_header(encoded_header: &str) -> ExchangeError {
+    let alg = URL_SAFE_NO_PAD
+        .decode(encoded_header)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|header| header.get("alg").and_then(Value::as_str).map(str::to_owned));
+    match alg {
+        Some(alg) => unverified(format!(
+            "the token's algorithm {:?} is never accepted",
+            alg.chars().take(16).collect::<String>()
+        )),
+        None => malformed("the token header is not a JSON object with an alg"),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct IssOnly {
+    #[serde(default)]
+    iss: Option<String>,
+}
