@@ -20,16 +20,20 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{BenchmarkId, Criterion};
 use serde_json::{Value, json};
 
-use claimex::exchange::{ExchangeSettings, Exchanger, IssuerKeys, KeysError, system_now};
-use claimex::mapping::{ClaimsMapper, MapRequest};
-use claimex::mint::{self, Stamp};
+use claimex::exchange::{ExchangeRequest, ExchangeSettings, Exchanger, IdSource as _, Ports};
+use claimex::mapper::wasm::{Limits, MapperRuntime};
+use claimex::mapper::{ClaimsMapper, MapRequest};
+use claimex::mint::{self, Stamp, TokenSettings};
 use claimex::registry::file::FileSource;
-use claimex::registry::{Issuer, IssuerRules, Registry};
+use claimex::registry::{IssuerRules, Registry};
 use claimex::signer::local::{LocalKey, LocalKeyStore};
 use claimex::signer::{SigningAlg, SigningKey};
-use claimex::testing::GITHUB_CLAIMS;
-use claimex::verify::{self, KeySet, VerifyPolicy};
-use claimex::wasm::{Limits, MapperRuntime};
+use claimex::subject::SubjectKind;
+use claimex::subject::jwt::{
+    self as verify, IssuerKeys, JwtVerifier, KeySet, KeysError, OidcPolicy, VerifyPolicy,
+};
+use claimex::system::{RandomIds, SystemClock, unix_now as system_now};
+use claimex_testkit::GITHUB_CLAIMS;
 
 const AUD: &str = "https://claimex.bench";
 const ISS: &str = "https://token.actions.githubusercontent.com";
@@ -39,15 +43,23 @@ struct StaticKeys(Arc<KeySet>);
 
 #[async_trait]
 impl IssuerKeys for StaticKeys {
-    async fn keys(&self, _: &Issuer, _: Option<&str>) -> Result<Arc<KeySet>, KeysError> {
+    async fn keys(&self, _: &OidcPolicy, _: Option<&str>) -> Result<Arc<KeySet>, KeysError> {
         Ok(self.0.clone())
+    }
+}
+
+fn oidc_request<'a>(token: &'a str, issuer_id: Option<&'a str>) -> ExchangeRequest<'a> {
+    ExchangeRequest {
+        kind: SubjectKind::Oidc,
+        credential: token,
+        issuer_id,
     }
 }
 
 /// Builds the mapper component of `package` (a no-op when up to date) and returns its path.
 fn component(package: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    claimex::testing::build_mapper_components(root, &[package])
+    claimex_testkit::build_mapper_components(root, &[package])
         .unwrap_or_else(|e| panic!("{e}"))
         .remove(0)
 }
@@ -144,15 +156,21 @@ impl World {
         let report = rt.block_on(registry.refresh()).unwrap();
         assert_eq!(report.loaded, issuers);
         let (signing, _) = LocalKey::generate(alg).unwrap();
-        Exchanger::new(
-            registry,
+        let oidc = JwtVerifier::new(
             Arc::new(StaticKeys(self.keys.clone())),
-            Arc::new(LocalKeyStore::new(signing, vec![])),
+            VerifyPolicy::default(),
+        );
+        Exchanger::new(
+            Ports {
+                registry,
+                subjects: vec![Arc::new(oidc)],
+                signer: Arc::new(LocalKeyStore::new(signing, vec![])),
+                clock: Arc::new(SystemClock),
+                ids: Arc::new(RandomIds),
+            },
             ExchangeSettings {
                 issuer_url: "https://claimex.example.com".into(),
-                verify: VerifyPolicy::default(),
-                token_lifetime: Duration::from_secs(900),
-                max_token_lifetime: Duration::from_secs(3600),
+                token: TokenSettings::default(),
             },
         )
     }
@@ -213,15 +231,16 @@ fn stages(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
         verify::KeyMatch::Found(k) => k,
         _ => unreachable!(),
     };
-    let verified = verify::verify(seen.clone(), &issuer, key, &policy, system_now()).unwrap();
+    let oidc = issuer.subject.oidc().unwrap();
+    let verified = verify::verify(seen.clone(), oidc, key, &policy, system_now()).unwrap();
     let request = MapRequest {
         issuer_id: &issuer.id,
-        issuer_url: &issuer.url,
+        issuer_url: &oidc.url,
         claims_json: &verified.claims_json,
         config_json: &issuer.mapper_config,
     };
     let output = match rt.block_on(issuer.mapper.map(&request)).result.unwrap() {
-        claimex::mapping::MapDecision::Allow(json) => json,
+        claimex::mapper::MapDecision::Allow(json) => json,
         other => panic!("{other:?}"),
     };
     let signing = exchanger.signer().signing_key().unwrap();
@@ -232,7 +251,7 @@ fn stages(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
     g.bench_function("verify", |b| {
         b.iter(|| {
             // The clone (one ~1.5 KB string) is part of the figure: verify consumes its input.
-            verify::verify(black_box(seen.clone()), &issuer, key, &policy, system_now()).unwrap()
+            verify::verify(black_box(seen.clone()), oidc, key, &policy, system_now()).unwrap()
         })
     });
     g.bench_function("mapper_call", |b| {
@@ -256,15 +275,27 @@ fn stages(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
     });
     // Its parts, to see where the time goes.
     g.bench_function("mint_check_output", |b| {
-        b.iter(|| mint::check_output(black_box(&output), &issuer).unwrap())
+        b.iter(|| mint::check_output(black_box(&output), &issuer.output).unwrap())
     });
     g.bench_function("mint_stamp", |b| {
-        b.iter(|| Stamp::new("https://claimex.example.com", 0, Duration::from_secs(900)))
+        b.iter(|| {
+            Stamp::new(
+                "https://claimex.example.com",
+                0,
+                Duration::from_secs(900),
+                RandomIds.token_id(),
+            )
+        })
     });
     g.bench_function("mint_unsigned", |b| {
         b.iter(|| {
-            let checked = mint::check_output(black_box(&output), &issuer).unwrap();
-            let stamp = Stamp::new("https://claimex.example.com", 0, Duration::from_secs(900));
+            let checked = mint::check_output(black_box(&output), &issuer.output).unwrap();
+            let stamp = Stamp::new(
+                "https://claimex.example.com",
+                0,
+                Duration::from_secs(900),
+                RandomIds.token_id(),
+            );
             mint::signing_input(signing.alg(), signing.kid(), &checked, &stamp).unwrap()
         })
     });
@@ -278,7 +309,9 @@ fn whole(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
         let exchanger = world.exchanger(rt, alg, 1);
         g.bench_function(alg.as_str(), |b| {
             b.to_async(rt).iter(|| async {
-                let (result, _audit) = exchanger.exchange(black_box(&token), Some("github")).await;
+                let (result, _audit) = exchanger
+                    .exchange(&oidc_request(black_box(&token), Some("github")))
+                    .await;
                 result.unwrap()
             })
         });
@@ -296,8 +329,9 @@ fn scaling(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
             &token,
             |b, token| {
                 b.to_async(rt).iter(|| async {
-                    let (result, _audit) =
-                        exchanger.exchange(black_box(token), Some("github")).await;
+                    let (result, _audit) = exchanger
+                        .exchange(&oidc_request(black_box(token), Some("github")))
+                        .await;
                     result.unwrap()
                 })
             },
@@ -308,7 +342,9 @@ fn scaling(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
         let exchanger = world.exchanger(rt, SigningAlg::Es256, issuers);
         g.bench_with_input(BenchmarkId::new("issuers", issuers), &issuers, |b, _| {
             b.to_async(rt).iter(|| async {
-                let (result, _audit) = exchanger.exchange(black_box(&token), None).await;
+                let (result, _audit) = exchanger
+                    .exchange(&oidc_request(black_box(&token), None))
+                    .await;
                 result.unwrap()
             })
         });
@@ -409,7 +445,7 @@ fn tails(world: &World, rt: &tokio::runtime::Runtime) -> String {
         for i in 0..runs + 500 {
             let started = Instant::now();
             let (result, _audit) =
-                rt.block_on(exchanger.exchange(black_box(&token), Some("github")));
+                rt.block_on(exchanger.exchange(&oidc_request(black_box(&token), Some("github"))));
             let elapsed = started.elapsed();
             result.unwrap();
             if i >= 500 {

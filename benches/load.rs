@@ -48,7 +48,7 @@ use serde_json::{Value, json};
 
 use claimex::signer::SigningAlg;
 use claimex::signer::local::LocalKey;
-use claimex::testing::TestIssuer;
+use claimex_testkit::TestIssuer;
 
 /// Counts heap allocations (for the bytes-per-exchange figure).
 struct Counting;
@@ -153,7 +153,7 @@ fn have(program: &str) -> bool {
 }
 
 fn build_mapper() -> PathBuf {
-    let built = claimex::testing::build_mapper_components(root(), &["claimex-mapper-github"])
+    let built = claimex_testkit::build_mapper_components(root(), &["claimex-mapper-github"])
         .unwrap_or_else(|e| panic!("{e}"));
     built[0].parent().unwrap().to_path_buf()
 }
@@ -1238,16 +1238,21 @@ fn allocations(bench: &mut Bench, out: &mut Report) {
             .enable_all()
             .build()
             .unwrap();
+        let request = claimex::exchange::ExchangeRequest {
+            kind: claimex::subject::SubjectKind::Oidc,
+            credential: &token,
+            issuer_id: Some("github"),
+        };
         let (count, bytes) = rt.block_on(async {
             let app = claimex::app::build(&config).await.unwrap();
             for _ in 0..200 {
-                let (result, _) = app.exchanger.exchange(&token, Some("github")).await;
+                let (result, _) = app.exchanger.exchange(&request).await;
                 result.unwrap();
             }
             let n = 2000;
             let (a0, b0) = (ALLOCATIONS.load(Relaxed), ALLOCATED_BYTES.load(Relaxed));
             for _ in 0..n {
-                let (result, _) = app.exchanger.exchange(&token, Some("github")).await;
+                let (result, _) = app.exchanger.exchange(&request).await;
                 result.unwrap();
             }
             let (a1, b1) = (ALLOCATIONS.load(Relaxed), ALLOCATED_BYTES.load(Relaxed));

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use claimex::mapping::{ClaimsMapper, MapDecision, MapRequest};
-use claimex::testing::GITHUB_CLAIMS;
-use claimex::wasm::{Limits, MapperRuntime};
+use claimex::mapper::wasm::{Limits, MapperRuntime};
+use claimex::mapper::{ClaimsMapper, MapDecision, MapRequest};
+use claimex_testkit::GITHUB_CLAIMS;
 
 const CALLS: usize = 200;
 const WARMUP: usize = 20;
@@ -29,7 +29,7 @@ fn modified(path: &Path) -> Option<SystemTime> {
 }
 
 fn rust_mapper(root: &Path) -> PathBuf {
-    claimex::testing::build_mapper_components(root, &["claimex-mapper-github"])
+    claimex_testkit::build_mapper_components(root, &["claimex-mapper-github"])
         .unwrap_or_else(|e| panic!("{e}"))
         .remove(0)
 }

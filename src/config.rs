@@ -7,7 +7,6 @@
 //! file's directory. Validation names the offending key and says what is accepted.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 

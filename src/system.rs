@@ -48,7 +48,10 @@ mod tests {
         let (a, b) = (RandomIds.token_id(), RandomIds.token_id());
         assert_eq!(a.len(), 22);
         assert_ne!(a, b);
-        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
         assert!(SystemClock.now() > 1_700_000_000);
     }
 }

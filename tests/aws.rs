@@ -21,7 +21,7 @@ use aws_lc_rs::signature::{
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_ssm::types::ParameterType;
 use base64::Engine as _;
-use claimex::testing::TestIssuer;
+use claimex_testkit::TestIssuer;
 use serde_json::{Value, json};
 
 use aws_support::*;

@@ -205,7 +205,7 @@ fn serve_refuses_a_bad_configuration_naming_the_key() {
 #[actix_web::test]
 async fn the_demo_exchanges_verifies_and_shows_a_refusal() {
     let dir = tempfile::tempdir().unwrap();
-    let report = claimex::demo::run(&mapper("claimex-mapper-github"), dir.path())
+    let report = claimex::cli::demo::run(&mapper("claimex-mapper-github"), dir.path())
         .await
         .unwrap();
     assert_eq!(

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use claimex::testing::TestIssuer;
+use claimex_testkit::TestIssuer;
 use common::{Claimex, FAST, exchange, issuer_entry, now, verify_with_jwks};
 use serde_json::{Value, json};
 

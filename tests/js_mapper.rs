@@ -11,9 +11,9 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use claimex::mapping::{ClaimsMapper, MapDecision, MapRequest};
-use claimex::testing::GITHUB_CLAIMS;
-use claimex::wasm::{Limits, MapperRuntime, WasmMapper};
+use claimex::mapper::wasm::{Limits, MapperRuntime, WasmMapper};
+use claimex::mapper::{ClaimsMapper, MapDecision, MapRequest};
+use claimex_testkit::GITHUB_CLAIMS;
 use serde_json::{Value, json};
 
 const ISSUER_URL: &str = "https://token.actions.githubusercontent.com";

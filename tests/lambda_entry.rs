@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use claimex::testing::TestIssuer;
+use claimex_testkit::TestIssuer;
 
 const TEMPLATE: &str = include_str!("../deploy/lambda/template.yaml");
 const AUD: &str = "https://claimex.lambda.test";

@@ -208,4 +208,3 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
     }
 }
-

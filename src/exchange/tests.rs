@@ -4,7 +4,6 @@
 
 use std::sync::Mutex;
 
-
 use async_trait::async_trait;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 use base64::Engine as _;
@@ -88,7 +87,10 @@ impl IssuerKeys for Keys {
         _: &OidcPolicy,
         unknown_kid: Option<&str>,
     ) -> Result<Arc<KeySet>, KeysError> {
-        self.calls.lock().unwrap().push(unknown_kid.map(str::to_owned));
+        self.calls
+            .lock()
+            .unwrap()
+            .push(unknown_kid.map(str::to_owned));
         if self.down {
             return Err(KeysError::Unavailable("the issuer is down".into()));
         }
@@ -329,7 +331,9 @@ async fn an_unknown_kid_refetches_once_and_then_verifies() {
     // A kid the refetch does not know either is refused after one refetch.
     let stranger = IssuerKey::new("stranger");
     keys.calls.lock().unwrap().clear();
-    let (result, _) = exchanger.exchange(&request(&stranger.mint(&claims()))).await;
+    let (result, _) = exchanger
+        .exchange(&request(&stranger.mint(&claims())))
+        .await;
     let error = result.unwrap_err();
     assert_eq!(error.refusal, Refusal::Unverified);
     assert!(error.description.contains("kid"), "{}", error.description);
@@ -340,7 +344,8 @@ async fn an_unknown_kid_refetches_once_and_then_verifies() {
 async fn each_sign_error_maps_to_its_refusal_with_the_detail_in_the_audit_only() {
     let key = IssuerKey::new("k1");
     let token = key.mint(&claims());
-    let cases: [(fn() -> SignError, bool, Refusal); 4] = [
+    type Case = (fn() -> SignError, bool, Refusal);
+    let cases: [Case; 4] = [
         (
             || SignError::Unavailable("KMS throttled".into()),
             false,
@@ -394,7 +399,9 @@ async fn mapper_decisions_and_failures_become_their_refusals() {
             "100 ms deadline",
         ),
         (
-            Ok(MapDecision::Allow(json!({"sub": "s", "exp": 1}).to_string())),
+            Ok(MapDecision::Allow(
+                json!({"sub": "s", "exp": 1}).to_string(),
+            )),
             Refusal::InvalidOutput,
             "\"exp\"",
         ),
@@ -419,7 +426,11 @@ async fn issuers_are_chosen_by_id_or_iss_and_unavailable_keys_are_503() {
     let key = IssuerKey::new("k1");
     let token = key.mint(&claims());
     let mut setup = Setup::new(&key);
-    setup.entries = vec![("a", entry(URL)), ("b", entry(URL)), ("c", entry("https://c.example"))];
+    setup.entries = vec![
+        ("a", entry(URL)),
+        ("b", entry(URL)),
+        ("c", entry("https://c.example")),
+    ];
     let (exchanger, _, _) = setup.exchanger().await;
     let (result, _) = exchanger.exchange(&request(&token)).await;
     let error = result.unwrap_err();
@@ -481,4 +492,3 @@ fn reasons_are_cleaned_and_bounded() {
     let long = "x".repeat(1000);
     assert_eq!(clean_reason(&long).chars().count(), MAX_REASON_CHARS + 1);
 }
-

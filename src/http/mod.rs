@@ -110,7 +110,10 @@ pub(crate) fn refuse(refusal: Refusal, description: impl Into<String>) -> HttpRe
 }
 
 /// Reads the body, refusing it as soon as it passes `limit` bytes.
-pub(crate) async fn read_capped(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ExchangeError> {
+pub(crate) async fn read_capped(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, ExchangeError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {

@@ -305,8 +305,8 @@ impl MapperRuntime {
                 }
             }
         }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| LoadError::Invalid(e.to_string()))?;
+        let component =
+            Component::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(e.to_string()))?;
         if let Some(path) = &cached {
             match component.serialize() {
                 Ok(serialized) => {
@@ -359,11 +359,7 @@ impl MapperLoader for MapperRuntime {
     /// Loads the module at `path`. A file whose size and modification time are unchanged since
     /// it was last loaded is not read and hashed again: a registry of many issuers sharing one
     /// mapper costs one hash per refresh, not one per issuer.
-    fn load(
-        &self,
-        path: &Path,
-        sha256: Option<&str>,
-    ) -> Result<Arc<dyn ClaimsMapper>, LoadError> {
+    fn load(&self, path: &Path, sha256: Option<&str>) -> Result<Arc<dyn ClaimsMapper>, LoadError> {
         let stamp = std::fs::metadata(path)
             .and_then(|m| Ok((m.len(), m.modified()?)))
             .map_err(|e| io_error(path, e))?;

@@ -91,4 +91,3 @@ pub fn assemble(mut signing_input: String, signature: &[u8]) -> Result<String, E
     }
     Ok(signing_input)
 }
-

@@ -105,7 +105,12 @@ mod tests {
             check(json!({"sub": "repo:a/b", TAGS_CLAIM: {"principal_tags": {"r": ["a/b"]}}}))
                 .unwrap();
         assert_eq!(checked.aud, vec!["sts.amazonaws.com"]);
-        let stamp = Stamp::new("https://claimex", 1000, Duration::from_secs(900), "AAAAAAAAAAAAAAAAAAAAAA".into());
+        let stamp = Stamp::new(
+            "https://claimex",
+            1000,
+            Duration::from_secs(900),
+            "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        );
         let payload: Value = serde_json::from_str(&checked.payload_json(&stamp)).unwrap();
         assert_eq!(payload["aud"], "sts.amazonaws.com");
         assert_eq!(payload["sub"], "repo:a/b");
@@ -190,7 +195,12 @@ mod tests {
     #[test]
     fn stamps_and_assembles() {
         let checked = check(json!({"sub": "s"})).unwrap();
-        let stamp = Stamp::new("https://claimex", 1000, Duration::from_secs(900), "AAAAAAAAAAAAAAAAAAAAAA".into());
+        let stamp = Stamp::new(
+            "https://claimex",
+            1000,
+            Duration::from_secs(900),
+            "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        );
         assert_eq!(stamp.exp, 1900);
         assert_eq!(stamp.jti, "AAAAAAAAAAAAAAAAAAAAAA");
         let input = signing_input(SigningAlg::Es256, "kid1", &checked, &stamp).unwrap();

@@ -47,7 +47,11 @@ impl CheckedClaims {
             iat = stamp.iat,
             exp = stamp.exp,
         );
-        if stamp.jti.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if stamp
+            .jti
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             // base64url, as the system id source gives: nothing to escape.
             let _ = write!(out, r#""{}","#, stamp.jti);
         } else {

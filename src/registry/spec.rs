@@ -317,11 +317,17 @@ pub(crate) mod tests {
             ),
             (with("surprise", serde_json::json!(1)), "unknown field"),
             (with("kind", serde_json::json!("smoke-signal")), "kind"),
-            (with("token_lifetime_secs", serde_json::json!(0)), "positive"),
+            (
+                with("token_lifetime_secs", serde_json::json!(0)),
+                "positive",
+            ),
             (serde_json::json!([1]), "table"),
         ];
         for (json, needle) in cases {
-            let err = spec(json.clone()).err().map(|e| e.to_string()).unwrap_or_default();
+            let err = spec(json.clone())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(err.contains(needle), "{json}: {err}");
         }
         assert_eq!(

@@ -163,7 +163,6 @@ impl KmsKey {
     pub fn public_jwk(&self) -> &PublicJwk {
         &self.jwk
     }
-
 }
 
 #[async_trait]
@@ -214,8 +213,6 @@ impl SigningKey for KmsKey {
         Ok(jws)
     }
 }
-
-/// The key set as the operator names it: the key that signs and the keys that are only
 
 /// Reads the rotation parameter: `Ok(None)` when it does not exist.
 pub async fn read_parameter(
@@ -437,8 +434,6 @@ impl KeyStore for KmsKeyStore {
         self.current_set().published.clone()
     }
 }
-
-/// One key of a rotation report.
 
 #[cfg(test)]
 mod tests {

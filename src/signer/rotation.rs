@@ -42,6 +42,8 @@ pub enum RotationError {
     NotPublished(String),
 }
 
+/// The key set as the operator names it: the key that signs and the keys that are only
+/// published (previous and pending). The JSON value of the rotation parameter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRefs {
@@ -143,6 +145,7 @@ impl KeyRefs {
         .checked()
         .ok()
     }
+}
 
 #[cfg(test)]
 mod tests {

@@ -104,7 +104,10 @@ impl PolicyError {
 /// Checks a list of names in an issuer entry: non-empty, each 1–255 characters, not blank.
 pub fn check_names(field: &'static str, list: &[String]) -> Result<(), PolicyError> {
     if list.is_empty() {
-        return Err(PolicyError::new(field, format!("{field} must not be empty")));
+        return Err(PolicyError::new(
+            field,
+            format!("{field} must not be empty"),
+        ));
     }
     if let Some(bad) = list.iter().find(|s| s.trim().is_empty() || s.len() > 255) {
         return Err(PolicyError::new(
@@ -126,8 +129,7 @@ pub enum Claimed<'a> {
 
 /// How a verifier asks for the entry that verifies a credential: given what the credential
 /// claims, the caller answers with the chosen entry's subject policy (or the refusal).
-pub type Choose<'a> =
-    dyn FnMut(Claimed<'_>) -> Result<SubjectPolicy, ExchangeError> + Send + 'a;
+pub type Choose<'a> = dyn FnMut(Claimed<'_>) -> Result<SubjectPolicy, ExchangeError> + Send + 'a;
 
 /// A credential that passed every check of its kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -89,7 +89,7 @@ where
 pub fn mapper_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let built = claimex::testing::build_mapper_components(root(), &["claimex-mapper-github"])
+        let built = claimex_testkit::build_mapper_components(root(), &["claimex-mapper-github"])
             .unwrap_or_else(|e| panic!("{e}"));
         built[0].parent().unwrap().to_path_buf()
     })

@@ -33,7 +33,7 @@ pub fn mappers() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let built = claimex::testing::build_mapper_components(root, MAPPER_CRATES)
+        let built = claimex_testkit::build_mapper_components(root, MAPPER_CRATES)
             .unwrap_or_else(|e| panic!("{e}"));
         built[0].parent().unwrap().to_path_buf()
     })
@@ -91,7 +91,7 @@ impl Claimex {
                         return;
                     }
                 };
-                let server = match claimex::app::server(app.exchanger, listener, 2) {
+                let server = match claimex::app::server(&app, listener, 2) {
                     Ok(server) => server,
                     Err(e) => {
                         let _ = tx.send(Err(e));
@@ -156,7 +156,7 @@ pub fn http() -> reqwest::Client {
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
-    claimex::exchange::system_now()
+    claimex::system::unix_now()
 }
 
 /// The answer to one exchange: status, and the body as text.

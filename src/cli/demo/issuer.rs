@@ -46,7 +46,10 @@ impl DemoIssuer {
                     let server = HttpServer::new(move || {
                         App::new()
                             .app_data(data.clone())
-                            .route("/.well-known/openid-configuration", web::get().to(discovery))
+                            .route(
+                                "/.well-known/openid-configuration",
+                                web::get().to(discovery),
+                            )
                             .route("/jwks", web::get().to(jwks))
                     })
                     .workers(1)

@@ -306,4 +306,3 @@ impl Claims {
         Ok(())
     }
 }
-

@@ -21,6 +21,7 @@ fn malformed(description: impl Into<String>) -> ExchangeError {
 /// A token whose shape has been checked but whose signature has not. Nothing here is
 /// trusted: the header only selects the key, and the payload is handed on only once
 /// [`super::verify`] has checked the signature over it.
+#[derive(Debug, Clone)]
 pub struct Unverified<'t> {
     /// The decoded JOSE header.
     pub header: Header,

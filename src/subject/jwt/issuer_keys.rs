@@ -56,7 +56,12 @@ impl JwksSettings {
     /// Checks the ranges, naming the key.
     pub fn validate(&self) -> Result<(), SettingError> {
         range("min_ttl_secs", self.min_ttl_secs, 1, 86_400)?;
-        range("max_ttl_secs", self.max_ttl_secs, self.min_ttl_secs, 7 * 86_400)?;
+        range(
+            "max_ttl_secs",
+            self.max_ttl_secs,
+            self.min_ttl_secs,
+            7 * 86_400,
+        )?;
         range(
             "default_ttl_secs",
             self.default_ttl_secs,
@@ -218,7 +223,8 @@ impl HttpIssuerKeys {
                 ttl = Some(Duration::from_secs(age));
             }
         }
-        ttl.unwrap_or(s.default_ttl()).clamp(s.min_ttl(), s.max_ttl())
+        ttl.unwrap_or(s.default_ttl())
+            .clamp(s.min_ttl(), s.max_ttl())
     }
 }
 

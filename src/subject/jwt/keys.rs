@@ -39,7 +39,6 @@ pub enum KeyError {
     Rejected(String),
 }
 
-
 /// One public key of an issuer, parsed once per JWKS fetch for every algorithm it may verify.
 pub struct VerifyingKey {
     /// One parsed key per algorithm the JWK allows (its `kty`, `crv` and `alg` decide).
@@ -63,8 +62,7 @@ impl VerifyingKey {
             _ => return Err(KeyError::Unsupported),
         };
         // jsonwebtoken decodes the JWK's members; aws-lc-rs parses and checks the key.
-        let decoded =
-            DecodingKey::from_jwk(jwk).map_err(|e| KeyError::Rejected(e.to_string()))?;
+        let decoded = DecodingKey::from_jwk(jwk).map_err(|e| KeyError::Rejected(e.to_string()))?;
         let mut by_alg = Vec::with_capacity(candidates.len());
         for &alg in candidates {
             if restricted_to.is_some_and(|r| r != alg) {
@@ -223,5 +221,3 @@ impl KeySet {
         }
     }
 }
-
-/// The registered claims claimex itself reads; every other claim stays in the raw payload

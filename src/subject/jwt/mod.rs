@@ -342,10 +342,7 @@ mod tests {
         assert_eq!(verified.claims_json, payload);
         assert_eq!(verified.sub.as_deref(), Some("repo:a/b"));
         assert_eq!(verified.jti.as_deref(), Some("j1"));
-        assert_eq!(
-            verified.iss.as_deref(),
-            Some("https://ci.example")
-        );
+        assert_eq!(verified.iss.as_deref(), Some("https://ci.example"));
     }
 
     #[test]

@@ -39,14 +39,21 @@ pub const SPEC_FIELDS: [&str; 3] = ["issuer", "audiences", "algorithms"];
 
 impl OidcSpec {
     /// Checks the fields and yields the policy of issuer `id`.
-    pub fn into_policy(self, id: &str, allow_http_loopback: bool) -> Result<OidcPolicy, PolicyError> {
+    pub fn into_policy(
+        self,
+        id: &str,
+        allow_http_loopback: bool,
+    ) -> Result<OidcPolicy, PolicyError> {
         check_issuer_url(&self.issuer, allow_http_loopback)
             .map_err(|reason| PolicyError::new("issuer", reason))?;
         check_names("audiences", &self.audiences)?;
         let algorithms = match &self.algorithms {
             None => vec![Algorithm::RS256],
             Some(names) if names.is_empty() => {
-                return Err(PolicyError::new("algorithms", "algorithms must not be empty"));
+                return Err(PolicyError::new(
+                    "algorithms",
+                    "algorithms must not be empty",
+                ));
             }
             Some(names) => names
                 .iter()
