@@ -4,7 +4,7 @@
 CARGO ?= cargo
 MAPPER_DIR := target/mappers
 STOCK_MAPPERS := claimex-mapper-github claimex-mapper-gitlab claimex-mapper-rules
-FIXTURES := $(addprefix claimex-fixture-,trap spin membomb bigoutput notobject reserved badtags echo wrongexport wrongversion)
+FIXTURES := $(addprefix claimex-fixture-,trap spin membomb bigoutput notobject reserved badtags echo wrongexport wrongversion error)
 
 .PHONY: demo test mappers fixtures js-mappers toolchain emulator lint bench
 

@@ -234,10 +234,12 @@ fn stages(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
     let oidc = issuer.subject.oidc().unwrap();
     let verified = verify::verify(seen.clone(), oidc, key, &policy, system_now()).unwrap();
     let request = MapRequest {
+        subject_kind: issuer.kind(),
         issuer_id: &issuer.id,
         issuer_url: &oidc.url,
         claims_json: &verified.claims_json,
         config_json: &issuer.mapper_config,
+        explain: false,
     };
     let output = match rt.block_on(issuer.mapper.map(&request)).result.unwrap() {
         claimex::mapper::MapDecision::Allow(json) => json,

@@ -70,10 +70,12 @@ fn main() {
         .build()
         .unwrap();
     let request = MapRequest {
+        subject_kind: claimex::subject::SubjectKind::Oidc,
         issuer_id: "github",
         issuer_url: "https://token.actions.githubusercontent.com",
         claims_json: GITHUB_CLAIMS,
         config_json: CONFIG,
+        explain: false,
     };
 
     println!("GitHub mapper, fresh instance per call, {CALLS} calls after {WARMUP} warm-up");

@@ -2,8 +2,8 @@
 //!
 //! Written through `tracing` under the target `claimex::audit`, as JSON when the server logs
 //! JSON. It names who asked (issuer id, inbound `iss`/`sub`/`jti`), what ran (the mapper's
-//! SHA-256), what was decided and why, and what was issued (outbound `sub`/`aud`/`jti`, the
-//! signing `kid`, the session-tag keys). It never contains a token or a tag value.
+//! SHA-256), what was decided and why (with the mapper's deny code), and what was issued
+//! (outbound `sub`/`aud`/`jti`, the signing `kid`, the session-tag keys). It never contains a token or a tag value.
 
 use crate::error::{ErrorCode, ExchangeError};
 use crate::subject::SubjectKind;
@@ -23,6 +23,8 @@ pub struct Audit {
     pub inbound_jti: Option<String>,
     /// The SHA-256 of the mapper module that ran.
     pub mapper_sha256: Option<String>,
+    /// The mapper's deny code, when it denied.
+    pub deny_code: Option<String>,
     /// What the mapper wrote to stderr, when anything.
     pub mapper_stderr: Option<String>,
     /// The outbound `sub`.
@@ -68,6 +70,7 @@ impl Audit {
             inbound_sub = opt(&self.inbound_sub),
             inbound_jti = opt(&self.inbound_jti),
             mapper_sha256 = opt(&self.mapper_sha256),
+            deny_code = opt(&self.deny_code),
             mapper_stderr = opt(&self.mapper_stderr),
             outbound_sub = opt(&self.outbound_sub),
             outbound_aud = %self.outbound_aud.join(","),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::audit::Audit;
 use crate::error::{ExchangeError, Refusal};
-use crate::mapper::{MapDecision, MapRequest};
+use crate::mapper::{MapDecision, MapRequest, MapperError};
 use crate::mint::{self, Stamp, TokenSettings};
 use crate::registry::{Issuer, Lookup, Registry};
 use crate::signer::{KeyStore, SignError};
@@ -160,10 +160,12 @@ impl Exchanger {
         let outcome = issuer
             .mapper
             .map(&MapRequest {
+                subject_kind: issuer.kind(),
                 issuer_id: &issuer.id,
                 issuer_url: issuer.subject.url().unwrap_or_default(),
                 claims_json: &verified.claims_json,
                 config_json: &issuer.mapper_config,
+                explain: false,
             })
             .await;
         if !outcome.stderr.is_empty() {
@@ -171,7 +173,8 @@ impl Exchanger {
         }
         let output = match outcome.result {
             Ok(MapDecision::Allow(json)) => json,
-            Ok(MapDecision::Deny(reason)) => {
+            Ok(MapDecision::Deny { code, reason }) => {
+                audit.deny_code = Some(code);
                 return Err(ExchangeError::new(
                     Refusal::Denied,
                     format!(
@@ -182,10 +185,15 @@ impl Exchanger {
                 ));
             }
             Err(e) => {
-                return Err(ExchangeError::new(
-                    Refusal::MapperFailed,
-                    format!("the mapper of issuer {:?} failed: {e}", issuer.id),
-                ));
+                audit.detail = Some(e.to_string());
+                // The guest's own error message is for the operator (audit line), not the caller.
+                let description = match e {
+                    MapperError::Failed(_) => {
+                        format!("the mapper of issuer {:?} failed", issuer.id)
+                    }
+                    e => format!("the mapper of issuer {:?} failed: {e}", issuer.id),
+                };
+                return Err(ExchangeError::new(Refusal::MapperFailed, description));
             }
         };
         let checked = mint::check_output(&output, &issuer.output)?;

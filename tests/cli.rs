@@ -42,7 +42,7 @@ fn mapper_check_accepts_a_mapper_and_explains_refusals() {
     let ok = claimex(&["mapper", "check", path(&mapper("claimex-mapper-github"))]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
     assert!(
-        text(&ok).contains("claimex:mapper/mapper@0.1.0"),
+        text(&ok).contains("claimex:mapper/mapper@0.2.0"),
         "{}",
         text(&ok)
     );
@@ -54,18 +54,26 @@ fn mapper_check_accepts_a_mapper_and_explains_refusals() {
     ]);
     assert_eq!(wrong.status.code(), Some(1));
     assert!(
-        text(&wrong).contains("does not export claimex:mapper/mapper@0.1.0"),
+        text(&wrong).contains("does not export claimex:mapper/mapper@0.2.0"),
         "{}",
         text(&wrong)
     );
 
-    let newer = claimex(&[
+    // A mapper built for the previous contract: refused, saying how to rebuild it.
+    let older = claimex(&[
         "mapper",
         "check",
         path(&mapper("claimex-fixture-wrongversion")),
     ]);
-    assert_eq!(newer.status.code(), Some(1));
-    assert!(text(&newer).contains("@0.2.0"), "{}", text(&newer));
+    assert_eq!(older.status.code(), Some(1));
+    assert!(
+        text(&older).contains(
+            "the module was built for contract claimex:mapper/mapper@0.1.0, but this claimex \
+             speaks claimex:mapper/mapper@0.2.0: rebuild it against mappers/wit of this release"
+        ),
+        "{}",
+        text(&older)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let core = dir.path().join("core.wasm");
@@ -112,6 +120,49 @@ fn mapper_test_prints_what_would_be_signed() {
 }
 
 #[test]
+fn mapper_test_explains_the_checks_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(
+        &dir,
+        r#"{"allowed_owner_ids": ["65"], "allowed_refs": ["refs/tags/*"]}"#,
+    );
+    let github = mapper("claimex-mapper-github");
+    let run = |explain: bool| {
+        let mut args = vec![
+            "mapper",
+            "test",
+            "--mapper",
+            path(&github),
+            "--claims",
+            GITHUB_CLAIMS,
+            "--config",
+            &config,
+        ];
+        if explain {
+            args.push("--explain");
+        }
+        claimex(&args)
+    };
+    let out = run(true);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("checks:   2"), "{t}");
+    assert!(
+        t.contains("  pass  owner: repository owner octo-org (id 65) is allowed"),
+        "{t}"
+    );
+    assert!(
+        t.contains("  FAIL  ref: ref \"refs/heads/main\" is not allowed"),
+        "{t}"
+    );
+    assert!(t.contains("code:     ref_not_allowed"), "{t}");
+    // Without --explain, the mapper is not asked and no checks are printed.
+    let t = text(&run(false));
+    assert!(!t.contains("checks:"), "{t}");
+    assert!(!t.contains("FAIL"), "{t}");
+}
+
+#[test]
 fn mapper_test_exits_non_zero_on_deny_and_on_errors() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(&dir, r#"{"allowed_owners": ["someone-else"]}"#);
@@ -128,6 +179,51 @@ fn mapper_test_exits_non_zero_on_deny_and_on_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out).contains("decision: deny: repository owner octo-org"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("code:     owner_not_allowed"),
+        "{}",
+        text(&out)
+    );
+
+    // A configuration the mapper refuses never reaches map, as an entry would not load.
+    let typo = config_file(&dir, r#"{"allowed_owner": ["octo-org"]}"#);
+    let out = claimex(&[
+        "mapper",
+        "test",
+        "--mapper",
+        path(&mapper("claimex-mapper-github")),
+        "--claims",
+        GITHUB_CLAIMS,
+        "--config",
+        &typo,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains(
+            "config:   refused: the mapper refused mapper_config: unknown field `allowed_owner`"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("decision: allow"), "{}", text(&out));
+
+    // The mapper's own error.
+    let out = claimex(&[
+        "mapper",
+        "test",
+        "--mapper",
+        path(&mapper("claimex-fixture-error")),
+        "--claims",
+        GITHUB_CLAIMS,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains(
+            "decision: ERROR: the mapper reported an error: claimex-fixture-error: deliberate mapper error"
+        ),
         "{}",
         text(&out)
     );
@@ -216,4 +312,87 @@ async fn the_demo_exchanges_verifies_and_shows_a_refusal() {
     for step in ["1.", "2.", "3.", "4.", "5.", "6."] {
         assert!(report.text.contains(step), "{}", report.text);
     }
+}
+
+/// `claimex serve` as operators run it: a denial's code reaches the JSON audit line on stderr.
+#[tokio::test]
+async fn serve_writes_the_deny_code_in_the_audit_line() {
+    use std::io::Read as _;
+    use std::process::Stdio;
+
+    let issuer = claimex_testkit::TestIssuer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    std::fs::write(
+        dir.path().join("issuers.toml"),
+        format!(
+            "[issuers.github]\nissuer = {:?}\naudiences = [\"claimex\"]\nmapper = \"claimex_mapper_github.wasm\"\nmapper_config = {{ allowed_owners = [\"someone-else\"] }}\n",
+            issuer.url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("claimex.toml"),
+        format!(
+            "public_url = {url:?}\nlisten = \"127.0.0.1:{port}\"\nallow_http_loopback = true\nworkers = 1\n[mapper]\ndir = {:?}\n",
+            common::mappers().display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_claimex"))
+        .args(["serve", "--config"])
+        .arg(dir.path().join("claimex.toml"))
+        .env_remove("CLAIMEX_CONFIG")
+        .env("CLAIMEX_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..600 {
+        if let Ok(r) = common::http().get(format!("{url}/healthz")).send().await
+            && r.status() == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let answer = if ready {
+        let token = issuer.mint(&issuer.github_claims("claimex", common::now()));
+        Some(common::exchange(&url, "?issuerId=github", token).await)
+    } else {
+        None
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let answer = answer.unwrap_or_else(|| panic!("claimex serve did not start:\n{stderr}"));
+    answer.assert_error(403, "access_denied");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("\"target\":\"claimex::audit\""))
+        .unwrap_or_else(|| panic!("no audit line:\n{stderr}"));
+    let audit: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(audit["decision"], "deny", "{line}");
+    assert_eq!(audit["deny_code"], "owner_not_allowed", "{line}");
+    assert_eq!(audit["error"], "denied", "{line}");
+    assert!(
+        audit["reason"]
+            .as_str()
+            .unwrap()
+            .contains("repository owner octo-org (id 65) is not allowed"),
+        "{line}"
+    );
 }

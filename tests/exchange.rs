@@ -100,6 +100,8 @@ async fn gitlab_shaped_tokens_reach_the_mapper_verified_and_intact() {
     assert_eq!(answer.status, 200, "{}", answer.body);
     let out = verify_with_jwks(&claimex.url, &answer.body).await;
     let seen = &out["seen"];
+    assert_eq!(seen["subject_kind"], "oidc");
+    assert_eq!(seen["config"], json!({}));
     assert_eq!(seen["issuer_id"], "fx");
     assert_eq!(seen["issuer_url"], issuer.url());
     assert_eq!(seen["claims"], claims);
@@ -425,7 +427,11 @@ async fn mapper_deny_is_access_denied_with_the_reason() {
     let description = exchange(&claimex.url, "?issuerId=github", token)
         .await
         .assert_error(403, "access_denied");
-    assert!(description.contains("evil-org"), "{description}");
+    assert_eq!(
+        description,
+        "the mapper of issuer \"github\" denied the exchange: \
+         repository owner evil-org (id 666) is not allowed"
+    );
 }
 
 /// A misbehaving mapper is refused with a server error that says what happened, and the
@@ -451,6 +457,59 @@ async fn assert_mapper_failure_with(fixture: &str, needle: &str, config: &str) {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn a_mapper_error_is_a_server_error_whose_message_is_not_sent_to_the_caller() {
+    let (issuer, claimex) = fixture_setup("error");
+    let token = issuer.mint(&issuer.github_claims(AUD, now()));
+    let description = exchange(&claimex.url, "?issuerId=fx", token)
+        .await
+        .assert_error(500, "server_error");
+    assert_eq!(description, "the mapper of issuer \"fx\" failed");
+}
+
+/// A claimex whose issuer `fx` runs the `error` fixture with `mapper_config` `config`.
+fn error_fixture(config: &str) -> (TestIssuer, Claimex) {
+    let issuer = TestIssuer::start().unwrap();
+    let claimex = Claimex::start(
+        &issuer_entry("fx", issuer.url(), AUD, "claimex-fixture-error", config),
+        FAST,
+    );
+    (issuer, claimex)
+}
+
+#[tokio::test]
+async fn a_deny_code_outside_the_contract_is_a_server_error() {
+    let (issuer, claimex) = error_fixture(r#"{ map = "bad_code" }"#);
+    let token = issuer.mint(&issuer.github_claims(AUD, now()));
+    let description = exchange(&claimex.url, "?issuerId=fx", token)
+        .await
+        .assert_error(500, "server_error");
+    assert!(description.contains("Not A Code!"), "{description}");
+}
+
+#[tokio::test]
+async fn the_output_cap_covers_deny_reasons_and_checks() {
+    let (issuer, claimex) = error_fixture(r#"{ map = "big_deny" }"#);
+    let token = issuer.mint(&issuer.github_claims(AUD, now()));
+    let description = exchange(&claimex.url, "?issuerId=fx", token.clone())
+        .await
+        .assert_error(500, "server_error");
+    assert!(description.contains("65536 bytes allowed"), "{description}");
+    // Checks are not asked for on the exchange path; this fixture sends them anyway.
+    let (issuer, claimex) = error_fixture(r#"{ map = "big_checks" }"#);
+    let token = issuer.mint(&issuer.github_claims(AUD, now()));
+    let description = exchange(&claimex.url, "?issuerId=fx", token)
+        .await
+        .assert_error(500, "server_error");
+    assert!(description.contains("65536 bytes allowed"), "{description}");
+    let (issuer, claimex) = error_fixture(r#"{ map = "deny" }"#);
+    let token = issuer.mint(&issuer.github_claims(AUD, now()));
+    let description = exchange(&claimex.url, "?issuerId=fx", token)
+        .await
+        .assert_error(403, "access_denied");
+    assert!(description.ends_with("denied on purpose"), "{description}");
 }
 
 #[tokio::test]
@@ -610,6 +669,42 @@ async fn invalid_entries_are_skipped_and_reported() {
     issuers.push_str(
         "[issuers.noaud]\nissuer = \"https://x.example\"\naudiences = []\nmapper = \"x.wasm\"\n",
     );
+    // Configurations the mapper refuses (validate-config), or cannot check, at load.
+    issuers.push_str(&issuer_entry(
+        "typo",
+        issuer.url(),
+        AUD,
+        "claimex-mapper-github",
+        r#"{ allowed_owner = ["65"] }"#,
+    ));
+    issuers.push_str(&issuer_entry(
+        "noowner",
+        issuer.url(),
+        AUD,
+        "claimex-mapper-github",
+        "{ allowed_refs = [\"refs/heads/main\"] }",
+    ));
+    issuers.push_str(&issuer_entry(
+        "refused",
+        issuer.url(),
+        AUD,
+        "claimex-fixture-error",
+        r#"{ reject = "the fixture refuses this" }"#,
+    ));
+    issuers.push_str(&issuer_entry(
+        "validatespin",
+        issuer.url(),
+        AUD,
+        "claimex-fixture-error",
+        r#"{ validate = "spin" }"#,
+    ));
+    issuers.push_str(&issuer_entry(
+        "validatetrap",
+        issuer.url(),
+        AUD,
+        "claimex-fixture-error",
+        r#"{ validate = "trap" }"#,
+    ));
     let claimex = Claimex::start(&issuers, FAST);
     let health: Value = common::http()
         .get(format!("{}/healthz", claimex.url))
@@ -621,17 +716,58 @@ async fn invalid_entries_are_skipped_and_reported() {
         .unwrap();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["registry"]["issuers"], 1);
-    let invalid = health["registry"]["invalid_entries"].to_string();
-    assert!(invalid.contains("pins"), "{invalid}");
+    let invalid: Vec<String> =
+        serde_json::from_value(health["registry"]["invalid_entries"].clone()).unwrap();
+    let reason = |id: &str| -> &str {
+        invalid
+            .iter()
+            .find(|e| e.contains(&format!("[issuers.{id}]")))
+            .unwrap_or_else(|| panic!("{id} is not reported: {invalid:?}"))
+    };
+    assert!(reason("pinned").contains("pins"), "{invalid:?}");
     assert!(
-        invalid.contains("does not export claimex:mapper/mapper@0.1.0"),
-        "{invalid}"
+        reason("wrongworld").contains("does not export claimex:mapper/mapper@0.2.0"),
+        "{invalid:?}"
     );
-    assert!(invalid.contains("claimex:mapper/mapper@0.2.0"), "{invalid}");
-    assert!(invalid.contains("audiences must not be empty"), "{invalid}");
-    exchange(&claimex.url, "?issuerId=pinned", github_token(&issuer))
+    // A mapper of the previous contract: refused, with how to rebuild it.
+    assert!(
+        reason("newer").contains(
+            "built for contract claimex:mapper/mapper@0.1.0, but this claimex speaks \
+             claimex:mapper/mapper@0.2.0: rebuild it"
+        ),
+        "{invalid:?}"
+    );
+    assert!(reason("noaud").contains("audiences must not be empty"));
+    assert!(
+        reason("typo").contains("the mapper refused mapper_config: unknown field `allowed_owner`"),
+        "{invalid:?}"
+    );
+    assert!(
+        reason("noowner").contains("the mapper refused mapper_config: no owner is allowed"),
+        "{invalid:?}"
+    );
+    assert!(
+        reason("refused").contains("the mapper refused mapper_config: the fixture refuses this"),
+        "{invalid:?}"
+    );
+    assert!(
+        reason("validatespin").contains("could not check mapper_config: the mapper ran past"),
+        "{invalid:?}"
+    );
+    assert!(
+        reason("validatetrap").contains("could not check mapper_config: the mapper trapped"),
+        "{invalid:?}"
+    );
+    assert_eq!(invalid.len(), 9, "{invalid:?}");
+    for skipped in ["pinned", "typo", "refused"] {
+        exchange(
+            &claimex.url,
+            &format!("?issuerId={skipped}"),
+            github_token(&issuer),
+        )
         .await
         .assert_error(400, "invalid_request");
+    }
     assert_eq!(
         exchange(&claimex.url, "?issuerId=github", github_token(&issuer))
             .await

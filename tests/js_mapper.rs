@@ -1,6 +1,8 @@
 //! The JavaScript GitHub mapper (`mappers/js/github`, QuickJS through componentize-qjs)
-//! under the real host, against the Rust stock mapper: same decisions, same deny reasons,
-//! same outbound claims byte for byte, on the GitHub claim set and variations of it.
+//! under the real host, against the Rust stock mapper: the same configurations refused by
+//! `validate-config` with the same messages, same decisions, same deny codes and reasons,
+//! same checks when asked to explain, same errors, same outbound claims byte for byte, on the
+//! GitHub claim set and variations of it.
 //!
 //! The component is built by `mappers/js/github/build.sh` when it is missing or older than
 //! its sources (Node.js 18+ and npm needed); the Rust mapper by cargo, as the other
@@ -12,7 +14,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use claimex::mapper::wasm::{Limits, MapperRuntime, WasmMapper};
-use claimex::mapper::{ClaimsMapper, MapDecision, MapRequest};
+use claimex::mapper::{Check, ClaimsMapper, ConfigError, MapDecision, MapRequest, MapperError};
+use claimex::subject::SubjectKind;
 use claimex_testkit::GITHUB_CLAIMS;
 use serde_json::{Value, json};
 
@@ -120,43 +123,90 @@ fn mappers() -> &'static Mappers {
     })
 }
 
-async fn run(mapper: &WasmMapper, claims: &str, config: &str) -> MapDecision {
+/// What one mapper made of one request: its configuration check, then (when it accepted
+/// the configuration) its decision or error, and its checks.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    ConfigRefused(String),
+    Decided(MapDecision, Vec<Check>),
+    Failed(String),
+}
+
+async fn run(mapper: &WasmMapper, claims: &str, config: &str, explain: bool) -> Outcome {
+    match mapper.validate_config(config).await {
+        Ok(()) => {}
+        Err(ConfigError::Rejected(message)) => return Outcome::ConfigRefused(message),
+        Err(e) => panic!("validate-config failed: {e}"),
+    }
     let outcome = mapper
         .map(&MapRequest {
+            subject_kind: SubjectKind::Oidc,
             issuer_id: "github",
             issuer_url: ISSUER_URL,
             claims_json: claims,
             config_json: config,
+            explain,
         })
         .await;
     assert_eq!(outcome.stderr, "", "the mapper wrote to stderr");
-    outcome.result.expect("the mapper failed")
+    match outcome.result {
+        Ok(decision) => Outcome::Decided(decision, outcome.checks),
+        Err(MapperError::Failed(message)) => Outcome::Failed(message),
+        Err(e) => panic!("the mapper failed: {e}"),
+    }
 }
 
-/// Runs both mappers and requires the same decision, byte for byte.
-async fn both(claims: &str, config: &Value) -> MapDecision {
+/// Runs both mappers, without and with checks, and requires the same outcome, byte for byte.
+async fn both(claims: &str, config: &Value) -> Outcome {
     let config = config.to_string();
     let m = mappers();
-    let js = run(&m.js, claims, &config).await;
-    let rust = run(&m.rust, claims, &config).await;
+    let js = run(&m.js, claims, &config, false).await;
+    let rust = run(&m.rust, claims, &config, false).await;
     assert_eq!(
         js, rust,
         "JavaScript and Rust differ on config {config}, claims {claims}"
     );
+    if let Outcome::Decided(_, checks) = &js {
+        assert!(checks.is_empty(), "checks without explain: {checks:?}");
+    }
+    let js_explained = run(&m.js, claims, &config, true).await;
+    let rust_explained = run(&m.rust, claims, &config, true).await;
+    assert_eq!(
+        js_explained, rust_explained,
+        "JavaScript and Rust explain differently on config {config}, claims {claims}"
+    );
     js
 }
 
-fn allowed(decision: MapDecision) -> Value {
-    match decision {
-        MapDecision::Allow(json) => serde_json::from_str(&json).unwrap(),
-        MapDecision::Deny(reason) => panic!("denied: {reason}"),
+fn allowed(outcome: Outcome) -> Value {
+    match outcome {
+        Outcome::Decided(MapDecision::Allow(json), _) => serde_json::from_str(&json).unwrap(),
+        other => panic!("not allowed: {other:?}"),
     }
 }
 
-fn denied(decision: MapDecision) -> String {
-    match decision {
-        MapDecision::Deny(reason) => reason,
-        MapDecision::Allow(json) => panic!("allowed: {json}"),
+/// The reason of a denial, after checking its code.
+fn denied_with(code: &str, outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Decided(MapDecision::Deny { code: got, reason }, _) => {
+            assert_eq!(got, code, "{reason}");
+            reason
+        }
+        other => panic!("not denied: {other:?}"),
+    }
+}
+
+fn denied(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Decided(MapDecision::Deny { reason, .. }, _) => reason,
+        other => panic!("not denied: {other:?}"),
+    }
+}
+
+fn config_refused(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::ConfigRefused(message) => message,
+        other => panic!("the configuration was accepted: {other:?}"),
     }
 }
 
@@ -231,13 +281,20 @@ async fn allows_and_denies_like_the_rust_mapper() {
     );
     assert_eq!(out["aud"], "sts.amazonaws.com");
 
-    let reason = denied(both(claims, &json!({"allowed_owners": ["someone-else"]})).await);
+    let reason = denied_with(
+        "owner_not_allowed",
+        both(claims, &json!({"allowed_owners": ["someone-else"]})).await,
+    );
     assert_eq!(reason, "repository owner octo-org (id 65) is not allowed");
-    let reason = denied(both(claims, &Value::Null).await);
-    assert!(reason.contains("allows no owner"), "{reason}");
-    let reason = denied(both(claims, &json!({"allowed_owner": ["typo"]})).await);
-    assert!(reason.starts_with("github mapper config is invalid: unknown field `allowed_owner`"));
-    let reason = denied(
+    let message = config_refused(both(claims, &Value::Null).await);
+    assert!(message.starts_with("no owner is allowed"), "{message}");
+    let message = config_refused(both(claims, &json!({"allowed_owner": ["typo"]})).await);
+    assert!(
+        message.starts_with("unknown field `allowed_owner`, expected one of"),
+        "{message}"
+    );
+    let reason = denied_with(
+        "ref_not_allowed",
         both(
             claims,
             &json!({"allowed_owners": ["octo-org"], "allowed_refs": ["refs/heads/release/*"]}),
@@ -245,6 +302,20 @@ async fn allows_and_denies_like_the_rust_mapper() {
         .await,
     );
     assert_eq!(reason, r#"ref "refs/heads/main" is not allowed"#);
+    // The checks, when asked, are the same too.
+    let m = mappers();
+    let config = json!({"allowed_owner_ids": ["65"], "allowed_environments": ["prod"],
+                        "allowed_refs": ["refs/heads/*"]})
+    .to_string();
+    match run(&m.js, claims, &config, true).await {
+        Outcome::Decided(MapDecision::Allow(_), checks) => {
+            let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(names, ["owner", "ref", "environment"]);
+            assert!(checks.iter().all(|c| c.passed));
+            assert_eq!(checks[2].detail, r#"environment "prod" is allowed"#);
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -367,21 +438,31 @@ async fn claim_values_are_read_and_sanitized_the_same() {
             "{reason}"
         );
     }
-    let reason = denied(both(&claims_with("sub", None), &owner).await);
-    assert_eq!(reason, "the token has no sub claim");
+    let reason = denied_with(
+        "missing_claim",
+        both(&claims_with("sub", None), &owner).await,
+    );
+    assert_eq!(reason, "the credential has no sub claim");
+    let reason = denied_with(
+        "invalid_claim",
+        both(&claims_with("sub", Some("5")), &owner).await,
+    );
+    assert_eq!(reason, "the credential's sub claim is not a string");
 }
 
-/// Both refuse, for the same reason; serde_json's position ("at line 1 column 9") is not
-/// reproduced by the JavaScript mapper.
+/// Both fail (`err`: 500, not a denial), for the same reason; serde_json's position ("at
+/// line 1 column 9") is not reproduced by the JavaScript mapper.
 async fn both_refuse_to_read(claims: &str, reason: &str) {
     let config = json!({"allowed_owners": ["octo-org"]}).to_string();
     let m = mappers();
     for (name, mapper) in [("js", &m.js), ("rust", &m.rust)] {
-        let decision = denied(run(mapper, claims, &config).await);
-        assert!(
-            decision.starts_with(reason),
-            "{name}: {decision:?} does not start with {reason:?}"
-        );
+        match run(mapper, claims, &config, false).await {
+            Outcome::Failed(message) => assert!(
+                message.starts_with(reason),
+                "{name}: {message:?} does not start with {reason:?}"
+            ),
+            other => panic!("{name}: {other:?}"),
+        }
     }
 }
 

@@ -2,8 +2,10 @@
 //! the server would.
 //!
 //! `check` loads the module as the registry would (a component, the contract, no forbidden
-//! import). `test` uses the same runtime, limits and output checks as an exchange; it prints
-//! the decision, the claims that would be signed (with the host-owned claims claimex would
+//! import). `test` uses the same runtime, limits and output checks as an exchange: it has the
+//! mapper check the configuration (`validate-config`, as when an issuer entry loads), then
+//! runs `map`; it prints the decision (with the deny code), the mapper's checks when asked
+//! (`--explain`), the claims that would be signed (with the host-owned claims claimex would
 //! add), the session-tag check and the call's time.
 
 use std::fmt::Write as _;
@@ -16,8 +18,9 @@ use anyhow::Context as _;
 use crate::exchange::IdSource as _;
 use crate::mapper::contract::CONTRACT;
 use crate::mapper::wasm::{Limits, MapperRuntime, read_module};
-use crate::mapper::{ClaimsMapper as _, MapDecision, MapRequest, MapperLoader as _};
+use crate::mapper::{ClaimsMapper as _, ConfigError, MapDecision, MapRequest, MapperLoader as _};
 use crate::mint::{self, DEFAULT_AUDIENCE, OutputPolicy, Stamp};
+use crate::subject::SubjectKind;
 use crate::system::{RandomIds, unix_now};
 
 /// `claimex mapper check`: validates a module without running it.
@@ -52,6 +55,8 @@ pub struct TestInput<'a> {
     pub issuer_id: &'a str,
     /// Allowed output audiences (empty: `sts.amazonaws.com`).
     pub output_audiences: Vec<String>,
+    /// Ask the mapper for its checks and print them.
+    pub explain: bool,
 }
 
 /// What happened.
@@ -101,16 +106,6 @@ pub async fn test(input: &TestInput<'_>) -> anyhow::Result<TestOutcome> {
     };
     let config_json = serde_json::to_string(&config)?;
     let claims_json = serde_json::to_string(&claims)?;
-    let calling = Instant::now();
-    let outcome = mapper
-        .map(&MapRequest {
-            issuer_id: input.issuer_id,
-            issuer_url: &issuer_url,
-            claims_json: &claims_json,
-            config_json: &config_json,
-        })
-        .await;
-    let call_time = calling.elapsed();
     let mut text = String::new();
     let _ = writeln!(
         text,
@@ -118,6 +113,39 @@ pub async fn test(input: &TestInput<'_>) -> anyhow::Result<TestOutcome> {
         input.mapper.display(),
         mapper.sha256()
     );
+    // As when an issuer entry loads: a configuration the mapper refuses never serves.
+    match mapper.validate_config(&config_json).await {
+        Ok(()) => {
+            let _ = writeln!(text, "config:   accepted");
+        }
+        Err(e) => {
+            let what = match &e {
+                ConfigError::Rejected(_) => "refused",
+                ConfigError::Failed(_) => "ERROR",
+            };
+            let _ = writeln!(text, "config:   {what}: {e}");
+            let _ = writeln!(
+                text,
+                "decision: none: an issuer entry with this configuration would not load"
+            );
+            return Ok(TestOutcome {
+                allowed: false,
+                text,
+            });
+        }
+    }
+    let calling = Instant::now();
+    let outcome = mapper
+        .map(&MapRequest {
+            subject_kind: SubjectKind::Oidc,
+            issuer_id: input.issuer_id,
+            issuer_url: &issuer_url,
+            claims_json: &claims_json,
+            config_json: &config_json,
+            explain: input.explain,
+        })
+        .await;
+    let call_time = calling.elapsed();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let _ = writeln!(
         text,
@@ -130,13 +158,21 @@ pub async fn test(input: &TestInput<'_>) -> anyhow::Result<TestOutcome> {
     if !outcome.stderr.is_empty() {
         let _ = writeln!(text, "stderr:   {}", outcome.stderr);
     }
+    if input.explain {
+        let _ = writeln!(text, "checks:   {}", outcome.checks.len());
+        for check in &outcome.checks {
+            let mark = if check.passed { "pass" } else { "FAIL" };
+            let _ = writeln!(text, "  {mark}  {}: {}", check.name, check.detail);
+        }
+    }
     let allowed = match outcome.result {
         Err(e) => {
             let _ = writeln!(text, "decision: ERROR: {e}");
             false
         }
-        Ok(MapDecision::Deny(reason)) => {
+        Ok(MapDecision::Deny { code, reason }) => {
             let _ = writeln!(text, "decision: deny: {reason}");
+            let _ = writeln!(text, "code:     {code}");
             false
         }
         Ok(MapDecision::Allow(json)) => match mint::check_output(&json, &output) {

@@ -124,6 +124,9 @@ enum MapperCommand {
         /// Audiences the output may carry (default: sts.amazonaws.com).
         #[arg(long)]
         output_audience: Vec<String>,
+        /// Ask the mapper for its checks and print them (passed or failed, name, detail).
+        #[arg(long)]
+        explain: bool,
     },
 }
 
@@ -187,6 +190,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     config,
                     issuer_id,
                     output_audience,
+                    explain,
                 },
         } => {
             let started = Instant::now();
@@ -196,6 +200,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 config: config.as_deref(),
                 issuer_id: &issuer_id,
                 output_audiences: output_audience,
+                explain,
             })
             .await?;
             println!("{}", outcome.text);

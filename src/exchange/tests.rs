@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::mapper::{ClaimsMapper, LoadError, MapOutcome, MapperError, MapperLoader};
+use crate::mapper::{ClaimsMapper, ConfigError, LoadError, MapOutcome, MapperError, MapperLoader};
 use crate::registry::{IssuerRules, IssuerSource, IssuerSpec, RawEntry, SourceError};
 use crate::signer::{PublicJwk, SigningAlg, SigningKey};
 use crate::subject::jwt::{IssuerKeys, JwtVerifier, KeySet, KeysError, OidcPolicy, VerifyPolicy};
@@ -104,10 +104,19 @@ impl IssuerKeys for Keys {
     }
 }
 
+/// What the fake mapper was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    kind: SubjectKind,
+    claims_json: String,
+    config_json: String,
+    explain: bool,
+}
+
 /// Answers every call with the decision it was given, and remembers the last request.
 struct Mapper {
     answer: Result<MapDecision, MapperError>,
-    seen: Mutex<Option<(String, String)>>,
+    seen: Mutex<Option<Seen>>,
 }
 
 #[async_trait]
@@ -115,13 +124,19 @@ impl ClaimsMapper for Mapper {
     fn sha256(&self) -> &str {
         "feed"
     }
+    async fn validate_config(&self, _: &str) -> Result<(), ConfigError> {
+        Ok(())
+    }
     async fn map(&self, request: &MapRequest<'_>) -> MapOutcome {
-        *self.seen.lock().unwrap() = Some((
-            request.claims_json.to_owned(),
-            request.config_json.to_owned(),
-        ));
+        *self.seen.lock().unwrap() = Some(Seen {
+            kind: request.subject_kind,
+            claims_json: request.claims_json.to_owned(),
+            config_json: request.config_json.to_owned(),
+            explain: request.explain,
+        });
         MapOutcome {
             result: self.answer.clone(),
+            checks: Vec::new(),
             stderr: "guest said hi".into(),
         }
     }
@@ -294,6 +309,7 @@ async fn an_exchange_fills_every_audit_field_and_stamps_with_the_ports() {
             inbound_sub: Some("repo:a/b".into()),
             inbound_jti: Some("in-1".into()),
             mapper_sha256: Some("feed".into()),
+            deny_code: None,
             mapper_stderr: Some("guest said hi".into()),
             outbound_sub: Some("repo:a/b".into()),
             outbound_aud: vec!["sts.amazonaws.com".into()],
@@ -303,10 +319,17 @@ async fn an_exchange_fills_every_audit_field_and_stamps_with_the_ports() {
             detail: None,
         }
     );
-    // The mapper saw the payload as signed and the entry's config.
-    let (claims_json, config_json) = mapper.seen.lock().unwrap().clone().unwrap();
-    assert_eq!(claims_json, claims().to_string());
-    assert_eq!(config_json, r#"{"team":"a"}"#);
+    // The mapper saw the payload as signed, the entry's config and kind, and no request to
+    // explain (the exchange path never pays for checks).
+    assert_eq!(
+        mapper.seen.lock().unwrap().clone().unwrap(),
+        Seen {
+            kind: SubjectKind::Oidc,
+            claims_json: claims().to_string(),
+            config_json: r#"{"team":"a"}"#.into(),
+            explain: false,
+        }
+    );
     assert_eq!(*keys.calls.lock().unwrap(), vec![None]);
 }
 
@@ -389,7 +412,10 @@ async fn mapper_decisions_and_failures_become_their_refusals() {
     let token = key.mint(&claims());
     let cases = [
         (
-            Ok(MapDecision::Deny("not\nallowed".into())),
+            Ok(MapDecision::Deny {
+                code: "owner_not_allowed".into(),
+                reason: "not\nallowed".into(),
+            }),
             Refusal::Denied,
             "denied the exchange: not allowed",
         ),
@@ -397,6 +423,11 @@ async fn mapper_decisions_and_failures_become_their_refusals() {
             Err(MapperError::Deadline(100)),
             Refusal::MapperFailed,
             "100 ms deadline",
+        ),
+        (
+            Err(MapperError::Failed("internal detail".into())),
+            Refusal::MapperFailed,
+            "the mapper of issuer \"ci\" failed",
         ),
         (
             Ok(MapDecision::Allow(
@@ -418,6 +449,16 @@ async fn mapper_decisions_and_failures_become_their_refusals() {
         assert_eq!(error.refusal, refusal);
         assert!(error.description.contains(needle), "{}", error.description);
         assert_eq!(audit.outbound_jti, None, "nothing was minted");
+        // The deny code goes to the audit line; a mapper's own error message only there.
+        let code = (refusal == Refusal::Denied).then(|| "owner_not_allowed".to_owned());
+        assert_eq!(audit.deny_code, code);
+        assert!(!error.description.contains("internal detail"), "{error}");
+        if needle.ends_with("failed") {
+            assert_eq!(
+                audit.detail.as_deref(),
+                Some("the mapper reported an error: internal detail")
+            );
+        }
     }
 }
 

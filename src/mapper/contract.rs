@@ -1,11 +1,12 @@
-//! The contract a mapper component must meet before it is run: a component (not a core
+//! The contract a mapper component must meet: before it is run, a component (not a core
 //! module), the `claimex:mapper` export of this host's version, and no import beyond the
-//! few WASI interfaces the sandbox links (no filesystem, network, clock or randomness).
+//! few WASI interfaces the sandbox links (no filesystem, network, clock or randomness); when
+//! it answers, deny codes of the contract's shape ([`valid_deny_code`]).
 
 use super::LoadError;
 
 /// The contract version this host speaks (the WIT package version).
-pub const CONTRACT: &str = "claimex:mapper/mapper@0.1.0";
+pub const CONTRACT: &str = "claimex:mapper/mapper@0.2.0";
 const CONTRACT_PREFIX: &str = "claimex:mapper/mapper@";
 
 /// The interfaces a mapper may import. Everything else is refused at load time.
@@ -24,6 +25,18 @@ pub const GRANTED: [&str; 13] = [
     "wasi:cli/terminal-stdout@",
     "wasi:cli/terminal-stderr@",
 ];
+
+/// Longest deny code, in characters.
+pub const MAX_DENY_CODE: usize = 64;
+
+/// Whether `code` is a deny code of the contract's shape: 1 to [`MAX_DENY_CODE`] of
+/// `[a-z0-9_]`.
+pub fn valid_deny_code(code: &str) -> bool {
+    (1..=MAX_DENY_CODE).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
 
 /// Tells a component from a core module or anything else by its first eight bytes.
 pub fn check_preamble(bytes: &[u8]) -> Result<(), LoadError> {
@@ -90,5 +103,17 @@ mod tests {
         ));
         let err = check_interface([CONTRACT], ["wasi:filesystem/types@0.2.0"]).unwrap_err();
         assert!(err.to_string().contains("wasi:filesystem"), "{err}");
+        let old = check_interface(["claimex:mapper/mapper@0.1.0"], []).unwrap_err();
+        assert!(old.to_string().contains("rebuild it"), "{old}");
+    }
+
+    #[test]
+    fn deny_codes_have_one_shape() {
+        for good in ["a", "owner_not_allowed", "r2d2", &"x".repeat(64)] {
+            assert!(valid_deny_code(good), "{good}");
+        }
+        for bad in ["", "Owner", "a-b", "a b", "é", "a\n", &"x".repeat(65)] {
+            assert!(!valid_deny_code(bad), "{bad:?}");
+        }
     }
 }

@@ -3,8 +3,10 @@
 //! sandbox ([`wasm`]).
 //!
 //! The core does not know that mappers are WebAssembly: it hands a [`MapRequest`] to a
-//! [`ClaimsMapper`] and gets a decision or a [`MapperError`]. Tests implement the trait with
-//! plain Rust.
+//! [`ClaimsMapper`] and gets a decision (allow, or a deny with a code and a reason) or a
+//! [`MapperError`] (the mapper failed: 500, never a 403). When an issuer entry is loaded, the
+//! registry asks the mapper to [`ClaimsMapper::validate_config`] the entry's configuration.
+//! Tests implement the trait with plain Rust.
 
 pub mod contract;
 pub mod wasm;
@@ -12,9 +14,13 @@ pub mod wasm;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::subject::SubjectKind;
+
 /// What a mapper is asked to decide on.
 #[derive(Debug, Clone, Copy)]
 pub struct MapRequest<'a> {
+    /// The kind of credential the claims come from.
+    pub subject_kind: SubjectKind,
     /// The registered issuer id.
     pub issuer_id: &'a str,
     /// The registered issuer URL (equal to the verified `iss`).
@@ -23,15 +29,34 @@ pub struct MapRequest<'a> {
     pub claims_json: &'a str,
     /// The issuer's mapper configuration, as JSON.
     pub config_json: &'a str,
+    /// Whether to ask the mapper for its checks (`claimex mapper test --explain`). The
+    /// exchange never does: the checks cost the mapper time.
+    pub explain: bool,
 }
 
 /// A mapper's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MapDecision {
-    /// Refuse, with the mapper's reason.
-    Deny(String),
+    /// Refuse (a policy decision: 403).
+    Deny {
+        /// Stable and machine-readable: 1 to 64 of `[a-z0-9_]` ([`contract::valid_deny_code`]).
+        code: String,
+        /// For the caller: what to fix.
+        reason: String,
+    },
     /// Accept, with the outbound claims as the mapper wrote them (unchecked JSON).
     Allow(String),
+}
+
+/// One check the mapper reports when asked to explain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Its name, e.g. `allowed_refs`.
+    pub name: String,
+    /// Whether the credential passed it.
+    pub passed: bool,
+    /// What was compared.
+    pub detail: String,
 }
 
 /// Why a mapper produced no decision.
@@ -52,14 +77,36 @@ pub enum MapperError {
     /// The runtime could not run the mapper at all (instantiation failed, no capacity).
     #[error("the mapper could not be run: {0}")]
     Runtime(String),
+    /// The mapper ran and reported that it failed (its `err`: a bug, an input it does not
+    /// support).
+    #[error("the mapper reported an error: {0}")]
+    Failed(String),
+    /// The mapper denied with a code outside the contract's shape.
+    #[error("the mapper denied with the code {0:?}, which is not 1 to 64 characters of [a-z0-9_]")]
+    InvalidDenyCode(String),
 }
 
-/// The result of one mapper call, with what the guest wrote to stderr (bounded), which goes
-/// to the operator's log and never to the caller.
+/// Why a mapper did not accept an issuer entry's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The mapper refused it, saying why.
+    #[error("the mapper refused mapper_config: {0}")]
+    Rejected(String),
+    /// The check itself failed (a trap, the deadline, ...): the configuration is not known
+    /// to be usable.
+    #[error("the mapper could not check mapper_config: {0}")]
+    Failed(MapperError),
+}
+
+/// The result of one mapper call: the decision, the checks when they were asked for, and
+/// what the guest wrote to stderr (bounded), which goes to the operator's log and never to
+/// the caller.
 #[derive(Debug, Clone)]
 pub struct MapOutcome {
     /// The decision, or why there is none.
     pub result: Result<MapDecision, MapperError>,
+    /// The mapper's checks; empty unless the request asked to explain.
+    pub checks: Vec<Check>,
     /// The guest's stderr output, possibly truncated; empty for most calls.
     pub stderr: String,
 }
@@ -68,6 +115,7 @@ impl From<Result<MapDecision, MapperError>> for MapOutcome {
     fn from(result: Result<MapDecision, MapperError>) -> MapOutcome {
         MapOutcome {
             result,
+            checks: Vec::new(),
             stderr: String::new(),
         }
     }
@@ -78,6 +126,9 @@ impl From<Result<MapDecision, MapperError>> for MapOutcome {
 pub trait ClaimsMapper: Send + Sync {
     /// The SHA-256 (lowercase hex) of the module this mapper runs, for audit lines.
     fn sha256(&self) -> &str;
+    /// Checks an issuer entry's configuration (JSON, `null` when unset) when the entry is
+    /// loaded. Deterministic for a given module and configuration.
+    async fn validate_config(&self, config_json: &str) -> Result<(), ConfigError>;
     /// Decides on one exchange. Every call starts from a fresh state.
     async fn map(&self, request: &MapRequest<'_>) -> MapOutcome;
 }
@@ -126,7 +177,8 @@ pub enum LoadError {
     /// It exports another version of the contract.
     #[error(
         "the module was built for contract {0}, but this claimex speaks {CONTRACT}: rebuild it \
-         against mappers/wit of this release",
+         against mappers/wit of this release (mappers/README.md, \"Moving a mapper from 0.1 to \
+         0.2\")",
         CONTRACT = contract::CONTRACT
     )]
     OtherContract(String),

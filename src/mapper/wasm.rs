@@ -6,8 +6,9 @@
 //! mappers keyed by the module's SHA-256, optionally backed by serialized components on
 //! disk so that a restart does not pay Cranelift again.
 //!
-//! Every call gets a fresh store and instance from a pre-instantiated component, a
-//! wall-clock deadline and a memory cap; whatever the guest does, the call returns.
+//! Every call (`map`, and `validate-config` when an entry loads) gets a fresh store and
+//! instance from a pre-instantiated component, a wall-clock deadline, a memory cap and an
+//! output cap; whatever the guest does, the call returns.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -28,9 +29,11 @@ use serde::Deserialize;
 
 use super::contract::{self, CONTRACT};
 use super::{
-    ClaimsMapper, LoadError, MapDecision, MapOutcome, MapRequest, MapperError, MapperLoader,
+    Check, ClaimsMapper, ConfigError, LoadError, MapDecision, MapOutcome, MapRequest, MapperError,
+    MapperLoader,
 };
 use crate::settings::{SettingError, range};
+use crate::subject::SubjectKind;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -112,7 +115,8 @@ pub struct Limits {
     pub deadline: Duration,
     /// Linear memory cap of one instance, in bytes.
     pub memory_bytes: usize,
-    /// Largest decision payload accepted, in bytes.
+    /// Largest answer accepted, in bytes: the allow JSON, or the deny code and reason, plus
+    /// the checks' names and details; or the message of a rejected configuration.
     pub max_output_bytes: usize,
     /// Instances that may run at once (pool size).
     pub max_concurrent: u32,
@@ -460,10 +464,22 @@ pub struct WasmMapper {
     limits: Limits,
 }
 
+/// Which export to call.
+enum Call<'a> {
+    Map(&'a guest::Request),
+    ValidateConfig(&'a str),
+}
+
+/// What the export returned.
+enum Answer {
+    Map(Result<guest::Verdict, String>),
+    ValidateConfig(Result<(), String>),
+}
+
 impl WasmMapper {
-    /// Runs one call on a fresh instance: the decision or how the call failed, and what the
-    /// guest wrote to stderr.
-    async fn call(&self, request: &MapRequest<'_>) -> (Result<guest::Decision, Failure>, String) {
+    /// Makes one call on a fresh instance: what the guest returned or how the call failed,
+    /// and what the guest wrote to stderr.
+    async fn call(&self, call: Call<'_>) -> (Result<Answer, Failure>, String) {
         let mut store = Store::new(
             &self.engine,
             State {
@@ -485,18 +501,20 @@ impl WasmMapper {
                 UpdateDeadline::Yield(1)
             })
         });
-        let wire = guest::Request {
-            issuer_id: request.issuer_id.to_owned(),
-            issuer_url: request.issuer_url.to_owned(),
-            claims: request.claims_json.to_owned(),
-            config: request.config_json.to_owned(),
-        };
         let result = match self.pre.instantiate_async(&mut store).await {
-            Ok(instance) => instance
-                .claimex_mapper_mapper()
-                .call_map(&mut store, &wire)
-                .await
-                .map_err(Failure::Call),
+            Ok(instance) => {
+                let exports = instance.claimex_mapper_mapper();
+                match call {
+                    Call::Map(request) => {
+                        exports.call_map(&mut store, request).await.map(Answer::Map)
+                    }
+                    Call::ValidateConfig(config) => exports
+                        .call_validate_config(&mut store, config)
+                        .await
+                        .map(Answer::ValidateConfig),
+                }
+                .map_err(Failure::Call)
+            }
             Err(e) => Err(Failure::Instantiate(e)),
         };
         let state = store.data();
@@ -529,49 +547,127 @@ impl ClaimsMapper for WasmMapper {
         &self.sha256
     }
 
+    async fn validate_config(&self, config_json: &str) -> Result<(), ConfigError> {
+        let (result, stderr) = self.call(Call::ValidateConfig(config_json)).await;
+        let answer = match self.failed(result) {
+            Ok(Answer::ValidateConfig(answer)) => answer,
+            Ok(Answer::Map(_)) => unreachable!("validate-config answers as validate-config"),
+            Err(error) => {
+                tracing::warn!(mapper_sha256 = %self.sha256, %error, stderr = %stderr, "the mapper's validate-config failed");
+                return Err(ConfigError::Failed(error));
+            }
+        };
+        match answer {
+            Ok(()) => Ok(()),
+            Err(message) if message.len() > self.limits.max_output_bytes => {
+                Err(ConfigError::Failed(MapperError::OutputTooLarge(
+                    message.len(),
+                    self.limits.max_output_bytes,
+                )))
+            }
+            Err(message) => Err(ConfigError::Rejected(message)),
+        }
+    }
+
     async fn map(&self, request: &MapRequest<'_>) -> MapOutcome {
-        let (result, stderr) = self.call(request).await;
+        let wire = guest::Request {
+            subject_kind: match request.subject_kind {
+                SubjectKind::Oidc => guest::SubjectKind::Oidc,
+            },
+            issuer_id: request.issuer_id.to_owned(),
+            issuer_url: request.issuer_url.to_owned(),
+            claims: request.claims_json.to_owned(),
+            config: request.config_json.to_owned(),
+            explain: request.explain,
+        };
+        let (result, stderr) = self.call(Call::Map(&wire)).await;
+        let (result, checks) = match self.failed(result) {
+            Ok(Answer::Map(Ok(verdict))) => match self.bounded(verdict) {
+                Ok((decision, checks)) => (Ok(decision), checks),
+                Err(error) => (Err(error), Vec::new()),
+            },
+            Ok(Answer::Map(Err(message))) => (Err(self.guest_error(message)), Vec::new()),
+            Ok(Answer::ValidateConfig(_)) => unreachable!("map answers as map"),
+            Err(error) => (Err(error), Vec::new()),
+        };
+        if let Err(error) = &result {
+            tracing::debug!(mapper_sha256 = %self.sha256, %error, "mapper call failed");
+        }
         MapOutcome {
-            result: self.decide(result),
+            result,
+            checks,
             stderr,
         }
     }
 }
 
 impl WasmMapper {
-    fn decide(&self, result: Result<guest::Decision, Failure>) -> Result<MapDecision, MapperError> {
-        let error = match result {
-            Ok(decision) => return self.bounded(decision),
-            Err(Failure::Memory) => {
-                return Err(MapperError::Memory(
-                    (self.limits.memory_bytes / (1024 * 1024)) as u64,
-                ));
-            }
-            Err(Failure::Instantiate(error)) => MapperError::Runtime(error.to_string()),
-            Err(Failure::Call(error)) => match error.downcast_ref::<Trap>() {
+    /// The answer, or the [`MapperError`] of a call that failed.
+    fn failed(&self, result: Result<Answer, Failure>) -> Result<Answer, MapperError> {
+        match result {
+            Ok(answer) => Ok(answer),
+            Err(Failure::Memory) => Err(MapperError::Memory(
+                (self.limits.memory_bytes / (1024 * 1024)) as u64,
+            )),
+            Err(Failure::Instantiate(error)) => Err(MapperError::Runtime(error.to_string())),
+            Err(Failure::Call(error)) => Err(match error.downcast_ref::<Trap>() {
                 Some(Trap::Interrupt) => {
                     MapperError::Deadline(self.limits.deadline.as_millis() as u64)
                 }
                 Some(trap) => MapperError::Trap(trap.to_string()),
                 None => MapperError::Trap(error.to_string()),
-            },
-        };
-        tracing::debug!(mapper_sha256 = %self.sha256, %error, "mapper call failed");
-        Err(error)
+            }),
+        }
     }
 
-    fn bounded(&self, decision: guest::Decision) -> Result<MapDecision, MapperError> {
-        let (len, decision) = match decision {
+    /// The guest's own `err`, bounded like any output.
+    fn guest_error(&self, message: String) -> MapperError {
+        if message.len() > self.limits.max_output_bytes {
+            MapperError::OutputTooLarge(message.len(), self.limits.max_output_bytes)
+        } else {
+            MapperError::Failed(message)
+        }
+    }
+
+    /// The verdict, when its size is within the output cap and its deny code has the
+    /// contract's shape.
+    fn bounded(&self, verdict: guest::Verdict) -> Result<(MapDecision, Vec<Check>), MapperError> {
+        let checks_len: usize = verdict
+            .checks
+            .iter()
+            .map(|c| c.name.len() + c.detail.len())
+            .sum();
+        let (len, decision) = match verdict.decision {
             guest::Decision::Allow(json) => (json.len(), MapDecision::Allow(json)),
-            guest::Decision::Deny(reason) => (reason.len(), MapDecision::Deny(reason)),
+            guest::Decision::Deny(guest::Denial { code, reason }) => (
+                code.len() + reason.len(),
+                MapDecision::Deny { code, reason },
+            ),
         };
+        let len = len.saturating_add(checks_len);
         if len > self.limits.max_output_bytes {
             return Err(MapperError::OutputTooLarge(
                 len,
                 self.limits.max_output_bytes,
             ));
         }
-        Ok(decision)
+        if let MapDecision::Deny { code, .. } = &decision
+            && !contract::valid_deny_code(code)
+        {
+            return Err(MapperError::InvalidDenyCode(
+                code.chars().take(contract::MAX_DENY_CODE + 1).collect(),
+            ));
+        }
+        let checks = verdict
+            .checks
+            .into_iter()
+            .map(|c| Check {
+                name: c.name,
+                passed: c.passed,
+                detail: c.detail,
+            })
+            .collect();
+        Ok((decision, checks))
     }
 }
 

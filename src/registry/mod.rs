@@ -2,7 +2,8 @@
 //!
 //! An [`IssuerSource`] (the local [`file`], SSM Parameter Store [`ssm`]) yields raw entries.
 //! The [`Registry`] validates each one into an [`Issuer`] ([`spec`]) with its mapper loaded,
-//! skips and logs the invalid ones, and swaps the whole set atomically. Lookups by id and by
+//! has the mapper check the entry's `mapper_config` (`validate-config`), skips and logs the
+//! invalid ones, and swaps the whole set atomically. Lookups by id and by
 //! issuer URL are hash-map reads on an immutable snapshot, flat in the number of issuers. A
 //! failed refresh keeps the last good snapshot and is reported by [`Registry::status`].
 
@@ -238,6 +239,23 @@ pub struct RegistryStatus {
     pub consecutive_failures: u32,
 }
 
+/// Has the entry's mapper check its configuration, unless the current snapshot already
+/// holds this entry with the same module and configuration (the check is deterministic: a
+/// mapper has no clock, randomness or state), so a refresh costs no call per unchanged entry.
+async fn check_mapper_config(issuer: Issuer, current: &Snapshot) -> Result<Issuer, EntryError> {
+    let known = current.by_id(&issuer.id).is_ok_and(|old| {
+        old.mapper.sha256() == issuer.mapper.sha256() && old.mapper_config == issuer.mapper_config
+    });
+    if !known {
+        issuer
+            .mapper
+            .validate_config(&issuer.mapper_config)
+            .await
+            .map_err(EntryError::MapperConfig)?;
+    }
+    Ok(issuer)
+}
+
 /// The live registry: the current snapshot, and how to refresh it.
 pub struct Registry {
     source: Box<dyn IssuerSource>,
@@ -318,12 +336,17 @@ impl Registry {
                 return Err(e);
             }
         };
+        let current = self.snapshot();
         let mut issuers = Vec::with_capacity(raw.len());
         let mut skipped = Vec::new();
         for entry in raw {
             let result = entry
                 .spec
                 .and_then(|spec| spec.into_issuer(&entry.id, &self.rules, self.loader.as_ref()));
+            let result = match result {
+                Ok(issuer) => check_mapper_config(issuer, &current).await,
+                Err(e) => Err(e),
+            };
             match result {
                 Ok(issuer) => issuers.push(issuer),
                 Err(reason) => {
@@ -376,6 +399,105 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapper::{ConfigError, LoadError, MapOutcome, MapRequest, MapperError};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Refuses a configuration with a member `bad`, fails to check one with `trap`, and
+    /// counts the checks.
+    #[derive(Default)]
+    struct Picky {
+        checks: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl ClaimsMapper for Picky {
+        fn sha256(&self) -> &str {
+            "picky"
+        }
+        async fn validate_config(&self, config_json: &str) -> Result<(), ConfigError> {
+            self.checks.fetch_add(1, Ordering::SeqCst);
+            if config_json.contains("\"bad\"") {
+                Err(ConfigError::Rejected("unknown field `bad`".into()))
+            } else if config_json.contains("\"trap\"") {
+                Err(ConfigError::Failed(MapperError::Trap("unreachable".into())))
+            } else {
+                Ok(())
+            }
+        }
+        async fn map(&self, _: &MapRequest<'_>) -> MapOutcome {
+            Err(MapperError::Runtime("not called".into())).into()
+        }
+    }
+
+    struct PickyLoader(Arc<Picky>);
+    impl MapperLoader for PickyLoader {
+        fn load(&self, _: &Path, _: Option<&str>) -> Result<Arc<dyn ClaimsMapper>, LoadError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    /// Entries whose `mapper_config` can be changed between refreshes.
+    struct Configs(Mutex<Vec<(&'static str, serde_json::Value)>>);
+    #[async_trait]
+    impl IssuerSource for Arc<Configs> {
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+        async fn load(&self) -> Result<Vec<RawEntry>, SourceError> {
+            let configs = self.0.lock().unwrap();
+            Ok(configs
+                .iter()
+                .map(|(id, config)| {
+                    let mut json = spec::tests::base();
+                    json["mapper_config"] = config.clone();
+                    RawEntry {
+                        id: (*id).into(),
+                        origin: format!("entry {id}"),
+                        spec: IssuerSpec::from_value(json),
+                    }
+                })
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_config_the_mapper_refuses_skips_the_entry_and_is_checked_once() {
+        let mapper = Arc::new(Picky::default());
+        let configs = Arc::new(Configs(Mutex::new(vec![
+            ("good", serde_json::json!({"ok": 1})),
+            ("typo", serde_json::json!({"bad": 1})),
+            ("broken", serde_json::json!({"trap": 1})),
+        ])));
+        let registry = Registry::new(
+            Box::new(configs.clone()),
+            spec::tests::rules(),
+            Arc::new(PickyLoader(mapper.clone())),
+        );
+        let report = registry.refresh().await.unwrap();
+        assert_eq!(report.loaded, 1);
+        assert_eq!(registry.snapshot().ids(), ["good"]);
+        assert_eq!(
+            report.skipped,
+            [
+                "entry typo: the mapper refused mapper_config: unknown field `bad`",
+                "entry broken: the mapper could not check mapper_config: the mapper trapped: unreachable",
+            ]
+        );
+        assert_eq!(registry.status().invalid_entries, report.skipped);
+        assert_eq!(mapper.checks.load(Ordering::SeqCst), 3);
+
+        // An unchanged entry of the current snapshot is not checked again; a changed one is.
+        registry.refresh().await.unwrap();
+        assert_eq!(
+            mapper.checks.load(Ordering::SeqCst),
+            5,
+            "good is not checked again"
+        );
+        configs.0.lock().unwrap()[0].1 = serde_json::json!({"bad": 2});
+        let report = registry.refresh().await.unwrap();
+        assert_eq!(report.loaded, 0);
+        assert_eq!(mapper.checks.load(Ordering::SeqCst), 8);
+    }
 
     #[test]
     fn lookup_by_url_is_exact_and_detects_ambiguity() {

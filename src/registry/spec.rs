@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::Issuer;
-use crate::mapper::{LoadError, MapperLoader};
+use crate::mapper::{ConfigError, LoadError, MapperLoader};
 use crate::mint::{DEFAULT_AUDIENCE, OutputPolicy};
 use crate::subject::jwt::{OidcSpec, policy::SPEC_FIELDS as OIDC_FIELDS};
 use crate::subject::{PolicyError, SubjectKind, SubjectPolicy, check_names};
@@ -38,6 +38,9 @@ pub enum EntryError {
         /// Why.
         source: LoadError,
     },
+    /// The mapper does not accept the entry's `mapper_config` (or could not check it).
+    #[error("{0}")]
+    MapperConfig(ConfigError),
 }
 
 /// The fields every entry has, whatever its kind.
@@ -223,8 +226,15 @@ pub(crate) mod tests {
         fn sha256(&self) -> &str {
             "00"
         }
+        async fn validate_config(&self, _: &str) -> Result<(), ConfigError> {
+            Ok(())
+        }
         async fn map(&self, _: &MapRequest<'_>) -> MapOutcome {
-            Ok(MapDecision::Deny("fixed".into())).into()
+            Ok(MapDecision::Deny {
+                code: "fixed".into(),
+                reason: "fixed".into(),
+            })
+            .into()
         }
     }
     struct Loader;

@@ -25,6 +25,7 @@ pub const MAPPER_CRATES: &[&str] = &[
     "claimex-fixture-echo",
     "claimex-fixture-wrongexport",
     "claimex-fixture-wrongversion",
+    "claimex-fixture-error",
 ];
 
 /// Builds every mapper component once per test binary (a no-op when they are up to date)

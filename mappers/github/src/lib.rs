@@ -6,7 +6,8 @@
 //! AWS session tags so that a role's trust policy can test them as `aws:RequestTag/...`.
 //!
 //! Configuration (the issuer entry's `mapper_config`), every member optional but at least one
-//! owner list non-empty:
+//! owner list non-empty, and `transitive_tag_keys` naming tags of [`TAGGED_CLAIMS`]; a
+//! configuration that breaks this is refused when the entry is loaded ([`validate`]):
 //!
 //! ```json
 //! {
@@ -20,7 +21,7 @@
 //! }
 //! ```
 
-use claimex_mapper::{Decision, Input, Outbound, Value, glob_match, sanitize_value};
+use claimex_mapper::{Deny, Input, Outbound, glob_match, sanitize_value};
 use serde::Deserialize;
 
 /// The claims copied into session tags, under their own names.
@@ -36,6 +37,19 @@ pub const TAGGED_CLAIMS: [&str; 10] = [
     "workflow",
     "job_workflow_ref",
 ];
+
+/// The deny codes of this mapper (besides the SDK's `missing_claim` and `invalid_claim` for
+/// a token without a string `sub`).
+pub mod codes {
+    /// The repository owner is on neither owner list.
+    pub const OWNER_NOT_ALLOWED: &str = "owner_not_allowed";
+    /// `allowed_repository_ids` is set and the repository is not on it.
+    pub const REPOSITORY_NOT_ALLOWED: &str = "repository_not_allowed";
+    /// `allowed_refs` is set and the ref matches none of its globs.
+    pub const REF_NOT_ALLOWED: &str = "ref_not_allowed";
+    /// `allowed_environments` is set and the job runs in none of them.
+    pub const ENVIRONMENT_NOT_ALLOWED: &str = "environment_not_allowed";
+}
 
 /// The mapper configuration.
 #[derive(Debug, Default, Deserialize)]
@@ -57,120 +71,162 @@ pub struct Config {
     pub audience: Option<String>,
 }
 
-/// Decides on one GitHub Actions token.
-pub fn map(input: &Input) -> Decision {
-    let config = match &input.config {
-        Value::Null => Config::default(),
-        value => match Config::deserialize(value) {
-            Ok(config) => config,
-            Err(e) => return Decision::deny(format!("github mapper config is invalid: {e}")),
-        },
-    };
+/// Refuses, when the issuer entry is loaded, a configuration that could allow no token or
+/// would make every token's session tags invalid.
+pub fn validate(config: &Config) -> Result<(), String> {
     if config.allowed_owner_ids.is_empty() && config.allowed_owners.is_empty() {
-        return Decision::deny(
-            "github mapper config allows no owner: set allowed_owner_ids or allowed_owners",
+        return Err(
+            "no owner is allowed: set allowed_owner_ids (preferred) or allowed_owners".into(),
         );
     }
+    for (i, key) in config.transitive_tag_keys.iter().enumerate() {
+        if !TAGGED_CLAIMS.contains(&key.as_str()) {
+            return Err(format!(
+                "transitive tag key {key:?} is not one of the tags ({})",
+                TAGGED_CLAIMS.join(", ")
+            ));
+        }
+        if config.transitive_tag_keys[..i].contains(key) {
+            return Err(format!("transitive tag key {key:?} is listed twice"));
+        }
+    }
+    Ok(())
+}
 
+/// Records the check `name` (for `--explain`) and refuses with `code` when it failed.
+/// `what` names what was checked, e.g. `ref "refs/heads/dev"`.
+fn allowed_if(
+    input: &Input,
+    name: &str,
+    code: &'static str,
+    ok: bool,
+    what: impl Fn() -> String,
+) -> Result<(), Deny> {
+    let detail = || {
+        let verdict = if ok { "is allowed" } else { "is not allowed" };
+        format!("{} {verdict}", what())
+    };
+    if input.check(name, ok, detail) {
+        Ok(())
+    } else {
+        Err(Deny::new(code, format!("{} is not allowed", what())))
+    }
+}
+
+/// Decides on one GitHub Actions token.
+pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
     let owner_id = input.text_claim("repository_owner_id");
     let owner = input.str_claim("repository_owner");
     let owner_ok = owner_id
         .as_ref()
         .is_some_and(|id| config.allowed_owner_ids.iter().any(|a| a == id))
         || owner.is_some_and(|o| config.allowed_owners.iter().any(|a| a == o));
-    if !owner_ok {
-        return Decision::deny(format!(
-            "repository owner {} (id {}) is not allowed",
+    allowed_if(input, "owner", codes::OWNER_NOT_ALLOWED, owner_ok, || {
+        format!(
+            "repository owner {} (id {})",
             owner.unwrap_or("<none>"),
             owner_id.as_deref().unwrap_or("<none>")
-        ));
-    }
+        )
+    })?;
 
     if !config.allowed_repository_ids.is_empty() {
         let id = input.text_claim("repository_id");
-        if !id
+        let ok = id
             .as_ref()
-            .is_some_and(|id| config.allowed_repository_ids.iter().any(|a| a == id))
-        {
-            return Decision::deny(format!(
-                "repository id {} is not allowed",
-                id.as_deref().unwrap_or("<none>")
-            ));
-        }
+            .is_some_and(|id| config.allowed_repository_ids.iter().any(|a| a == id));
+        allowed_if(
+            input,
+            "repository",
+            codes::REPOSITORY_NOT_ALLOWED,
+            ok,
+            || format!("repository id {}", id.as_deref().unwrap_or("<none>")),
+        )?;
     }
 
     if !config.allowed_refs.is_empty() {
         let git_ref = input.str_claim("ref").unwrap_or_default();
-        if !config.allowed_refs.iter().any(|p| glob_match(p, git_ref)) {
-            return Decision::deny(format!("ref {git_ref:?} is not allowed"));
-        }
+        let ok = config.allowed_refs.iter().any(|p| glob_match(p, git_ref));
+        allowed_if(input, "ref", codes::REF_NOT_ALLOWED, ok, || {
+            format!("ref {git_ref:?}")
+        })?;
     }
 
     if !config.allowed_environments.is_empty() {
         let env = input.str_claim("environment");
-        if !env.is_some_and(|e| config.allowed_environments.iter().any(|a| a == e)) {
-            return Decision::deny(format!(
-                "environment {:?} is not allowed",
-                env.unwrap_or("<none>")
-            ));
-        }
+        let ok = env.is_some_and(|e| config.allowed_environments.iter().any(|a| a == e));
+        allowed_if(
+            input,
+            "environment",
+            codes::ENVIRONMENT_NOT_ALLOWED,
+            ok,
+            || format!("environment {:?}", env.unwrap_or("<none>")),
+        )?;
     }
 
-    let Some(sub) = input.str_claim("sub") else {
-        return Decision::deny("the token has no sub claim");
-    };
-    let mut out = Outbound::new().sub(sub);
-    if let Some(aud) = config.audience {
-        out = out.aud(aud);
+    let mut out = Outbound::new().sub(input.require_str("sub")?);
+    if let Some(aud) = &config.audience {
+        out = out.aud(aud.as_str());
     }
     for name in TAGGED_CLAIMS {
         if let Some(value) = input.text_claim(name) {
             out = out.tag(name, sanitize_value(&value));
         }
     }
-    for key in config.transitive_tag_keys {
-        out = out.make_transitive(key);
+    for key in &config.transitive_tag_keys {
+        out = out.make_transitive(key.as_str());
     }
-    out.allow()
+    Ok(out)
 }
 
-claimex_mapper::export_mapper!(map);
+claimex_mapper::export_mapper!(map, validate = validate);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use claimex_mapper::{TAGS_CLAIM, json};
+    use claimex_mapper::{Map, TAGS_CLAIM, Value, json, load_config};
 
     const CLAIMS: &str = include_str!("../../../examples/claims/github.json");
 
-    fn input(config: Value) -> Input {
+    fn input() -> Input {
         Input::new(
             "github",
             "https://token.actions.githubusercontent.com",
             serde_json::from_str(CLAIMS).unwrap(),
-            config,
         )
     }
 
-    fn allowed(decision: Decision) -> serde_json::Map<String, Value> {
-        match decision {
-            Decision::Allow(claims) => claims,
-            Decision::Deny(reason) => panic!("denied: {reason}"),
+    /// The configuration as the host would hand it over, checked as at load time.
+    fn config(value: Value) -> Config {
+        load_config(&value.to_string(), validate).unwrap()
+    }
+
+    fn refused(value: Value) -> String {
+        load_config::<Config>(&value.to_string(), validate).unwrap_err()
+    }
+
+    fn allowed(result: Result<Outbound, Deny>) -> Map<String, Value> {
+        match result {
+            Ok(out) => out.into_claims(),
+            Err(deny) => panic!("denied: {deny}"),
         }
     }
 
-    fn denied(decision: Decision) -> String {
-        match decision {
-            Decision::Deny(reason) => reason,
-            Decision::Allow(claims) => panic!("allowed: {claims:?}"),
+    fn denied(result: Result<Outbound, Deny>) -> Deny {
+        match result {
+            Err(deny) => deny,
+            Ok(out) => panic!("allowed: {:?}", out.into_claims()),
         }
+    }
+
+    fn run(value: Value) -> Result<Outbound, Deny> {
+        map(&input(), &config(value))
     }
 
     #[test]
     fn allows_a_listed_owner_and_tags_the_workflow() {
-        let claims = allowed(map(&input(
+        let claims = allowed(run(
             json!({"allowed_owners": ["octo-org"], "transitive_tag_keys": ["repository"]}),
-        )));
+        ));
         assert_eq!(claims["sub"], "repo:octo-org/octo-repo:environment:prod");
         let tags = &claims[TAGS_CLAIM];
         assert_eq!(
@@ -186,18 +242,40 @@ mod tests {
 
     #[test]
     fn prefers_owner_ids() {
-        allowed(map(&input(json!({"allowed_owner_ids": ["65"]}))));
-        let reason = denied(map(&input(json!({"allowed_owner_ids": ["66"]}))));
-        assert!(reason.contains("octo-org"), "{reason}");
+        allowed(run(json!({"allowed_owner_ids": ["65"]})));
+        let deny = denied(run(json!({"allowed_owner_ids": ["66"]})));
+        assert_eq!(deny.code(), codes::OWNER_NOT_ALLOWED);
+        assert_eq!(
+            deny.reason(),
+            "repository owner octo-org (id 65) is not allowed"
+        );
     }
 
     #[test]
-    fn denies_other_owners_and_empty_config() {
-        denied(map(&input(json!({"allowed_owners": ["someone-else"]}))));
-        let reason = denied(map(&input(Value::Null)));
-        assert!(reason.contains("allows no owner"), "{reason}");
-        let reason = denied(map(&input(json!({"allowed_owner": ["typo"]}))));
-        assert!(reason.contains("config is invalid"), "{reason}");
+    fn denies_other_owners() {
+        let deny = denied(run(json!({"allowed_owners": ["someone-else"]})));
+        assert_eq!(deny.code(), "owner_not_allowed");
+    }
+
+    #[test]
+    fn refuses_unusable_configs_at_load() {
+        assert!(refused(Value::Null).contains("no owner is allowed"));
+        assert!(refused(json!({"allowed_owners": []})).contains("no owner is allowed"));
+        let reason = refused(json!({"allowed_owner": ["typo"]}));
+        assert!(
+            reason.starts_with("unknown field `allowed_owner`, expected one of"),
+            "{reason}"
+        );
+        let reason = refused(json!({"allowed_owners": [65]}));
+        assert_eq!(reason, "invalid type: integer `65`, expected a string");
+        let reason = refused(json!({"allowed_owners": ["o"], "transitive_tag_keys": ["nope"]}));
+        assert!(
+            reason.contains("\"nope\" is not one of the tags"),
+            "{reason}"
+        );
+        let reason =
+            refused(json!({"allowed_owners": ["o"], "transitive_tag_keys": ["ref", "ref"]}));
+        assert!(reason.contains("listed twice"), "{reason}");
     }
 
     #[test]
@@ -208,25 +286,63 @@ mod tests {
             c[k] = v;
             c
         };
-        allowed(map(&input(with("allowed_repository_ids", json!(["74"])))));
-        denied(map(&input(with("allowed_repository_ids", json!(["75"])))));
-        allowed(map(&input(with("allowed_refs", json!(["refs/heads/*"])))));
-        denied(map(&input(with(
-            "allowed_refs",
-            json!(["refs/heads/release/*"]),
-        ))));
-        allowed(map(&input(with("allowed_environments", json!(["prod"])))));
-        denied(map(&input(with(
-            "allowed_environments",
-            json!(["staging"]),
-        ))));
+        allowed(run(with("allowed_repository_ids", json!(["74"]))));
+        let deny = denied(run(with("allowed_repository_ids", json!(["75"]))));
+        assert_eq!(deny.code(), codes::REPOSITORY_NOT_ALLOWED);
+        allowed(run(with("allowed_refs", json!(["refs/heads/*"]))));
+        let deny = denied(run(with("allowed_refs", json!(["refs/heads/release/*"]))));
+        assert_eq!(deny.code(), codes::REF_NOT_ALLOWED);
+        assert_eq!(deny.reason(), r#"ref "refs/heads/main" is not allowed"#);
+        allowed(run(with("allowed_environments", json!(["prod"]))));
+        let deny = denied(run(with("allowed_environments", json!(["staging"]))));
+        assert_eq!(deny.code(), codes::ENVIRONMENT_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn a_token_without_sub_is_denied() {
+        let mut claims: Value = serde_json::from_str(CLAIMS).unwrap();
+        claims.as_object_mut().unwrap().remove("sub");
+        let input = Input::new("github", "https://x", claims);
+        let deny = denied(map(
+            &input,
+            &config(json!({"allowed_owners": ["octo-org"]})),
+        ));
+        assert_eq!(deny.code(), "missing_claim");
+        assert_eq!(deny.reason(), "the credential has no sub claim");
     }
 
     #[test]
     fn sets_the_configured_audience() {
-        let claims = allowed(map(&input(
+        let claims = allowed(run(
             json!({"allowed_owners": ["octo-org"], "audience": "sts.amazonaws.com"}),
-        )));
+        ));
         assert_eq!(claims["aud"], "sts.amazonaws.com");
+    }
+
+    #[test]
+    fn explains_its_checks() {
+        let config = config(
+            json!({"allowed_owner_ids": ["65"], "allowed_refs": ["refs/tags/*"],
+                                   "allowed_environments": ["prod"]}),
+        );
+        let input = input();
+        denied(map(&input, &config));
+        assert!(input.checks().is_empty(), "no checks unless asked");
+
+        let input = input.explaining();
+        denied(map(&input, &config));
+        let checks: Vec<(String, bool)> = input
+            .checks()
+            .into_iter()
+            .map(|c| (c.name, c.passed))
+            .collect();
+        assert_eq!(
+            checks,
+            [("owner".to_owned(), true), ("ref".to_owned(), false)]
+        );
+        assert_eq!(
+            input.checks()[1].detail,
+            r#"ref "refs/heads/main" is not allowed"#
+        );
     }
 }

@@ -10,7 +10,8 @@
 //! role's trust policy can test them as `aws:RequestTag/...`.
 //!
 //! Configuration (the issuer entry's `mapper_config`), every member optional but at least one
-//! id list non-empty:
+//! id list non-empty, and `transitive_tag_keys` naming tags of [`TAGGED_CLAIMS`]; a
+//! configuration that breaks this is refused when the entry is loaded ([`validate`]):
 //!
 //! ```json
 //! {
@@ -28,7 +29,7 @@
 //! `refs/tags/` prefix (`main`, `v1.2.0`); combine it with a `ref_type` test in the role's
 //! trust policy (the tag `ref_type`) when branches and tags may share names.
 
-use claimex_mapper::{Decision, Input, Outbound, Value, glob_match, sanitize_value};
+use claimex_mapper::{Deny, Input, Outbound, Value, glob_match, sanitize_value};
 use serde::Deserialize;
 
 /// The claims copied into session tags, under their own names. Missing claims are skipped.
@@ -40,6 +41,21 @@ pub const TAGGED_CLAIMS: [&str; 6] = [
     "user_login",
     "environment",
 ];
+
+/// The deny codes of this mapper (besides the SDK's `missing_claim` and `invalid_claim` for
+/// a token without a string `sub`, and `invalid_session_tags`).
+pub mod codes {
+    /// `allowed_namespace_ids` is set and the project's namespace is not on it.
+    pub const NAMESPACE_NOT_ALLOWED: &str = "namespace_not_allowed";
+    /// `allowed_project_ids` is set and the project is not on it.
+    pub const PROJECT_NOT_ALLOWED: &str = "project_not_allowed";
+    /// `require_ref_protected` is set and the ref is not protected.
+    pub const REF_NOT_PROTECTED: &str = "ref_not_protected";
+    /// `allowed_refs` is set and the ref matches none of its globs.
+    pub const REF_NOT_ALLOWED: &str = "ref_not_allowed";
+    /// `allowed_environments` is set and the job runs in none of them.
+    pub const ENVIRONMENT_NOT_ALLOWED: &str = "environment_not_allowed";
+}
 
 /// The mapper configuration.
 #[derive(Debug, Default, Deserialize)]
@@ -61,56 +77,66 @@ pub struct Config {
     pub audience: Option<String>,
 }
 
-/// Checks that the claim `name` is present and on `allowed` (when `allowed` is non-empty).
-fn check_id(input: &Input, name: &str, allowed: &[String]) -> Result<(), String> {
-    if allowed.is_empty() {
-        return Ok(());
-    }
-    let id = input.text_claim(name);
-    if id
-        .as_ref()
-        .is_some_and(|id| allowed.iter().any(|a| a == id))
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name} {} is not allowed",
-            id.as_deref().unwrap_or("<none>")
-        ))
-    }
-}
-
-/// Decides on one GitLab CI token.
-pub fn map(input: &Input) -> Decision {
-    let config = match &input.config {
-        Value::Null => Config::default(),
-        value => match Config::deserialize(value) {
-            Ok(config) => config,
-            Err(e) => return Decision::deny(format!("gitlab mapper config is invalid: {e}")),
-        },
-    };
+/// Refuses, when the issuer entry is loaded, a configuration that could allow no project or
+/// names a transitive tag this mapper never sets.
+pub fn validate(config: &Config) -> Result<(), String> {
     if let Some(key) = config
         .transitive_tag_keys
         .iter()
         .find(|k| !TAGGED_CLAIMS.contains(&k.as_str()))
     {
-        return Decision::deny(format!(
-            "gitlab mapper config is invalid: transitive tag key {key:?} is not one of the tags ({})",
+        return Err(format!(
+            "transitive tag key {key:?} is not one of the tags ({})",
             TAGGED_CLAIMS.join(", ")
         ));
     }
     if config.allowed_namespace_ids.is_empty() && config.allowed_project_ids.is_empty() {
-        return Decision::deny(
-            "gitlab mapper config allows no project: set allowed_namespace_ids or allowed_project_ids",
+        return Err(
+            "no project is allowed: set allowed_namespace_ids or allowed_project_ids".into(),
         );
     }
+    Ok(())
+}
 
-    if let Err(reason) = check_id(input, "namespace_id", &config.allowed_namespace_ids)
-        .and_then(|()| check_id(input, "project_id", &config.allowed_project_ids))
-    {
-        let path = input.str_claim("project_path").unwrap_or("<none>");
-        return Decision::deny(format!("project {path}: {reason}"));
+/// Checks that the claim `name` is on `allowed` (when `allowed` is non-empty), recording the
+/// check as `name`.
+fn check_id(input: &Input, name: &str, code: &'static str, allowed: &[String]) -> Result<(), Deny> {
+    if allowed.is_empty() {
+        return Ok(());
     }
+    let id = input.text_claim(name);
+    let ok = id
+        .as_ref()
+        .is_some_and(|id| allowed.iter().any(|a| a == id));
+    let what = || {
+        format!(
+            "project {}: {name} {}",
+            input.str_claim("project_path").unwrap_or("<none>"),
+            id.as_deref().unwrap_or("<none>")
+        )
+    };
+    let verdict = if ok { "is allowed" } else { "is not allowed" };
+    if input.check(name, ok, || format!("{} {verdict}", what())) {
+        Ok(())
+    } else {
+        Err(Deny::new(code, format!("{} is not allowed", what())))
+    }
+}
+
+/// Decides on one GitLab CI token.
+pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
+    check_id(
+        input,
+        "namespace_id",
+        codes::NAMESPACE_NOT_ALLOWED,
+        &config.allowed_namespace_ids,
+    )?;
+    check_id(
+        input,
+        "project_id",
+        codes::PROJECT_NOT_ALLOWED,
+        &config.allowed_project_ids,
+    )?;
 
     if config.require_ref_protected {
         let protected = match input.claim("ref_protected") {
@@ -118,37 +144,52 @@ pub fn map(input: &Input) -> Decision {
             Some(Value::String(s)) => s == "true",
             _ => false,
         };
-        if !protected {
-            return Decision::deny(format!(
-                "ref {:?} is not protected",
-                input.str_claim("ref").unwrap_or("<none>")
+        let git_ref = || format!("ref {:?}", input.str_claim("ref").unwrap_or("<none>"));
+        let verdict = if protected {
+            "is protected"
+        } else {
+            "is not protected"
+        };
+        if !input.check("ref_protected", protected, || {
+            format!("{} {verdict}", git_ref())
+        }) {
+            return Err(Deny::new(
+                codes::REF_NOT_PROTECTED,
+                format!("{} is not protected", git_ref()),
             ));
         }
     }
 
     if !config.allowed_refs.is_empty() {
         let git_ref = input.str_claim("ref").unwrap_or_default();
-        if !config.allowed_refs.iter().any(|p| glob_match(p, git_ref)) {
-            return Decision::deny(format!("ref {git_ref:?} is not allowed"));
+        let ok = config.allowed_refs.iter().any(|p| glob_match(p, git_ref));
+        let verdict = if ok { "is allowed" } else { "is not allowed" };
+        if !input.check("ref", ok, || format!("ref {git_ref:?} {verdict}")) {
+            return Err(Deny::new(
+                codes::REF_NOT_ALLOWED,
+                format!("ref {git_ref:?} is not allowed"),
+            ));
         }
     }
 
     if !config.allowed_environments.is_empty() {
         let env = input.str_claim("environment");
-        if !env.is_some_and(|e| config.allowed_environments.iter().any(|a| a == e)) {
-            return Decision::deny(format!(
-                "environment {:?} is not allowed",
-                env.unwrap_or("<none>")
+        let ok = env.is_some_and(|e| config.allowed_environments.iter().any(|a| a == e));
+        let env = env.unwrap_or("<none>");
+        let verdict = if ok { "is allowed" } else { "is not allowed" };
+        if !input.check("environment", ok, || {
+            format!("environment {env:?} {verdict}")
+        }) {
+            return Err(Deny::new(
+                codes::ENVIRONMENT_NOT_ALLOWED,
+                format!("environment {env:?} is not allowed"),
             ));
         }
     }
 
-    let Some(sub) = input.str_claim("sub") else {
-        return Decision::deny("the token has no sub claim");
-    };
-    let mut out = Outbound::new().sub(sub);
-    if let Some(aud) = config.audience {
-        out = out.aud(aud);
+    let mut out = Outbound::new().sub(input.require_str("sub")?);
+    if let Some(aud) = &config.audience {
+        out = out.aud(aud.as_str());
     }
     let mut present = Vec::with_capacity(TAGGED_CLAIMS.len());
     for name in TAGGED_CLAIMS {
@@ -158,23 +199,21 @@ pub fn map(input: &Input) -> Decision {
         }
     }
     // A transitive key whose claim is missing from this token is skipped with its tag.
-    for key in config.transitive_tag_keys {
+    for key in &config.transitive_tag_keys {
         if present.contains(&key.as_str()) {
-            out = out.make_transitive(key);
+            out = out.make_transitive(key.as_str());
         }
     }
-    if let Err(e) = out.validate() {
-        return Decision::deny(format!("gitlab mapper produced invalid session tags: {e}"));
-    }
-    out.allow()
+    out.validate()?;
+    Ok(out)
 }
 
-claimex_mapper::export_mapper!(map);
+claimex_mapper::export_mapper!(map, validate = validate);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use claimex_mapper::{TAGS_CLAIM, json};
+    use claimex_mapper::{Map, TAGS_CLAIM, json, load_config};
 
     const CLAIMS: &str = include_str!("../../../examples/claims/gitlab.json");
 
@@ -182,33 +221,46 @@ mod tests {
         serde_json::from_str(CLAIMS).unwrap()
     }
 
-    fn input_with(claims: Value, config: Value) -> Input {
-        Input::new("gitlab", "https://gitlab.example.com", claims, config)
+    /// Runs the mapper on `claims` with `config`, checked as the host checks it at load.
+    fn input_with(claims: Value, config: Value) -> Result<Outbound, Deny> {
+        let config: Config = load_config(&config.to_string(), validate).unwrap();
+        map(
+            &Input::new("gitlab", "https://gitlab.example.com", claims),
+            &config,
+        )
     }
 
-    fn input(config: Value) -> Input {
+    fn input(config: Value) -> Result<Outbound, Deny> {
         input_with(claims(), config)
     }
 
-    fn allowed(decision: Decision) -> serde_json::Map<String, Value> {
-        match decision {
-            Decision::Allow(claims) => claims,
-            Decision::Deny(reason) => panic!("denied: {reason}"),
+    fn refused(config: Value) -> String {
+        load_config::<Config>(&config.to_string(), validate).unwrap_err()
+    }
+
+    fn allowed(result: Result<Outbound, Deny>) -> Map<String, Value> {
+        match result {
+            Ok(out) => out.into_claims(),
+            Err(deny) => panic!("denied: {deny}"),
         }
     }
 
-    fn denied(decision: Decision) -> String {
-        match decision {
-            Decision::Deny(reason) => reason,
-            Decision::Allow(claims) => panic!("allowed: {claims:?}"),
+    /// The reason of a denial, after checking its code.
+    fn denied_with(code: &str, result: Result<Outbound, Deny>) -> String {
+        match result {
+            Err(deny) => {
+                assert_eq!(deny.code(), code, "{deny}");
+                deny.reason().to_owned()
+            }
+            Ok(out) => panic!("allowed: {:?}", out.into_claims()),
         }
     }
 
     #[test]
     fn allows_a_listed_namespace_and_tags_the_pipeline() {
-        let claims = allowed(map(&input(
+        let claims = allowed(input(
             json!({"allowed_namespace_ids": ["72"], "transitive_tag_keys": ["project_path"]}),
-        )));
+        ));
         assert_eq!(
             claims["sub"],
             "project_path:my-group/my-project:ref_type:branch:ref:main"
@@ -232,59 +284,81 @@ mod tests {
 
     #[test]
     fn allows_a_listed_project() {
-        allowed(map(&input(json!({"allowed_project_ids": ["22"]}))));
-        allowed(map(&input(
+        allowed(input(json!({"allowed_project_ids": ["22"]})));
+        allowed(input(
             json!({"allowed_namespace_ids": ["72"], "allowed_project_ids": ["22", "23"]}),
-        )));
+        ));
     }
 
     #[test]
     fn denies_other_namespaces_and_projects() {
-        let reason = denied(map(&input(json!({"allowed_namespace_ids": ["73"]}))));
-        assert!(reason.contains("namespace_id 72"), "{reason}");
-        assert!(reason.contains("my-group/my-project"), "{reason}");
-        let reason = denied(map(&input(json!({"allowed_project_ids": ["21"]}))));
+        let reason = denied_with(
+            codes::NAMESPACE_NOT_ALLOWED,
+            input(json!({"allowed_namespace_ids": ["73"]})),
+        );
+        assert_eq!(
+            reason,
+            "project my-group/my-project: namespace_id 72 is not allowed"
+        );
+        let reason = denied_with(
+            codes::PROJECT_NOT_ALLOWED,
+            input(json!({"allowed_project_ids": ["21"]})),
+        );
         assert!(reason.contains("project_id 22"), "{reason}");
         // Both lists must hold.
-        denied(map(&input(
-            json!({"allowed_namespace_ids": ["72"], "allowed_project_ids": ["21"]}),
-        )));
-        denied(map(&input(
-            json!({"allowed_namespace_ids": ["1"], "allowed_project_ids": ["22"]}),
-        )));
+        denied_with(
+            "project_not_allowed",
+            input(json!({"allowed_namespace_ids": ["72"], "allowed_project_ids": ["21"]})),
+        );
+        denied_with(
+            "namespace_not_allowed",
+            input(json!({"allowed_namespace_ids": ["1"], "allowed_project_ids": ["22"]})),
+        );
     }
 
     #[test]
-    fn denies_empty_and_invalid_config() {
-        let reason = denied(map(&input(Value::Null)));
-        assert!(reason.contains("allows no project"), "{reason}");
-        let reason = denied(map(&input(json!({"allowed_namespace_ids": []}))));
-        assert!(reason.contains("allows no project"), "{reason}");
-        let reason = denied(map(&input(json!({"allowed_namespaces": ["my-group"]}))));
-        assert!(reason.contains("config is invalid"), "{reason}");
-        let reason = denied(map(&input(json!({"allowed_project_ids": [22]}))));
-        assert!(reason.contains("config is invalid"), "{reason}");
-        let reason = denied(map(&input(json!(["22"]))));
-        assert!(reason.contains("config is invalid"), "{reason}");
+    fn refuses_empty_and_invalid_configs_at_load() {
+        let reason = refused(Value::Null);
+        assert!(reason.starts_with("no project is allowed"), "{reason}");
+        let reason = refused(json!({"allowed_namespace_ids": []}));
+        assert!(reason.starts_with("no project is allowed"), "{reason}");
+        let reason = refused(json!({"allowed_namespaces": ["my-group"]}));
+        assert!(
+            reason.starts_with("unknown field `allowed_namespaces`"),
+            "{reason}"
+        );
+        let reason = refused(json!({"allowed_project_ids": [22]}));
+        assert_eq!(reason, "invalid type: integer `22`, expected a string");
+        let reason = refused(json!(["22"]));
+        assert!(reason.starts_with("invalid type"), "{reason}");
+        let reason =
+            refused(json!({"allowed_project_ids": ["22"], "transitive_tag_keys": ["nope"]}));
+        assert!(
+            reason.contains("\"nope\" is not one of the tags"),
+            "{reason}"
+        );
     }
 
     #[test]
     fn requires_a_protected_ref() {
         let config = json!({"allowed_project_ids": ["22"], "require_ref_protected": true});
-        allowed(map(&input(config.clone())));
+        allowed(input(config.clone()));
         let mut unprotected = claims();
         unprotected["ref_protected"] = json!("false");
-        let reason = denied(map(&input_with(unprotected.clone(), config.clone())));
-        assert!(reason.contains("not protected"), "{reason}");
+        let reason = denied_with(
+            codes::REF_NOT_PROTECTED,
+            input_with(unprotected.clone(), config.clone()),
+        );
+        assert_eq!(reason, "ref \"main\" is not protected");
         unprotected["ref_protected"] = json!(true);
-        allowed(map(&input_with(unprotected.clone(), config.clone())));
+        allowed(input_with(unprotected.clone(), config.clone()));
         unprotected.as_object_mut().unwrap().remove("ref_protected");
-        denied(map(&input_with(unprotected.clone(), config)));
+        denied_with("ref_not_protected", input_with(unprotected.clone(), config));
         // Not required: an unprotected ref is fine.
-        allowed(map(&input_with(
+        allowed(input_with(
             unprotected,
             json!({"allowed_project_ids": ["22"]}),
-        )));
+        ));
     }
 
     #[test]
@@ -295,28 +369,26 @@ mod tests {
             c[k] = v;
             c
         };
-        allowed(map(&input(with("allowed_refs", json!(["main"])))));
-        allowed(map(&input(with(
-            "allowed_refs",
-            json!(["release/*", "m*n"]),
-        ))));
-        let reason = denied(map(&input(with("allowed_refs", json!(["release/*"])))));
+        allowed(input(with("allowed_refs", json!(["main"]))));
+        allowed(input(with("allowed_refs", json!(["release/*", "m*n"]))));
+        let reason = denied_with(
+            codes::REF_NOT_ALLOWED,
+            input(with("allowed_refs", json!(["release/*"]))),
+        );
         assert!(reason.contains("\"main\""), "{reason}");
-        allowed(map(&input(with(
-            "allowed_environments",
-            json!(["production"]),
-        ))));
-        let reason = denied(map(&input(with(
-            "allowed_environments",
-            json!(["staging"]),
-        ))));
+        allowed(input(with("allowed_environments", json!(["production"]))));
+        let reason = denied_with(
+            codes::ENVIRONMENT_NOT_ALLOWED,
+            input(with("allowed_environments", json!(["staging"]))),
+        );
         assert!(reason.contains("production"), "{reason}");
         let mut no_env = claims();
         no_env.as_object_mut().unwrap().remove("environment");
-        denied(map(&input_with(
-            no_env,
-            with("allowed_environments", json!(["production"])),
-        )));
+        let reason = denied_with(
+            "environment_not_allowed",
+            input_with(no_env, with("allowed_environments", json!(["production"]))),
+        );
+        assert_eq!(reason, "environment \"<none>\" is not allowed");
     }
 
     #[test]
@@ -326,10 +398,7 @@ mod tests {
         obj.remove("environment");
         obj.remove("user_login");
         obj.insert("pipeline_source".into(), json!("merge_request_event#1"));
-        let out = allowed(map(&input_with(
-            claims,
-            json!({"allowed_project_ids": ["22"]}),
-        )));
+        let out = allowed(input_with(claims, json!({"allowed_project_ids": ["22"]})));
         let tags = out[TAGS_CLAIM]["principal_tags"].as_object().unwrap();
         assert_eq!(tags.len(), 4);
         assert!(!tags.contains_key("environment"));
@@ -344,7 +413,7 @@ mod tests {
             "allowed_project_ids": ["22"],
             "transitive_tag_keys": ["environment", "project_path"],
         });
-        let out = allowed(map(&input_with(claims, config)));
+        let out = allowed(input_with(claims, config));
         assert_eq!(
             out[TAGS_CLAIM]["transitive_tag_keys"],
             json!(["project_path"])
@@ -353,25 +422,53 @@ mod tests {
     }
 
     #[test]
-    fn denies_an_unknown_transitive_key_and_a_missing_sub() {
-        let reason = denied(map(&input(
-            json!({"allowed_project_ids": ["22"], "transitive_tag_keys": ["nope"]}),
-        )));
-        assert!(reason.contains("config is invalid"), "{reason}");
-        assert!(reason.contains("nope"), "{reason}");
-        let mut claims = claims();
-        claims.as_object_mut().unwrap().remove("sub");
-        denied(map(&input_with(
-            claims,
-            json!({"allowed_project_ids": ["22"]}),
-        )));
+    fn denies_a_missing_sub_and_bad_tags() {
+        let mut no_sub = claims();
+        no_sub.as_object_mut().unwrap().remove("sub");
+        denied_with(
+            "missing_claim",
+            input_with(no_sub, json!({"allowed_project_ids": ["22"]})),
+        );
+        let mut bad = claims();
+        bad["project_path"] = json!("aws:reserved");
+        let reason = denied_with(
+            "invalid_session_tags",
+            input_with(bad, json!({"allowed_project_ids": ["22"]})),
+        );
+        assert!(reason.contains("project_path"), "{reason}");
+    }
+
+    #[test]
+    fn explains_its_checks() {
+        let config: Config = load_config(
+            &json!({"allowed_namespace_ids": ["72"], "require_ref_protected": true,
+                    "allowed_environments": ["staging"]})
+            .to_string(),
+            validate,
+        )
+        .unwrap();
+        let input = Input::new("gitlab", "https://gitlab.example.com", claims()).explaining();
+        denied_with("environment_not_allowed", map(&input, &config));
+        let checks: Vec<(String, bool)> = input
+            .checks()
+            .into_iter()
+            .map(|c| (c.name, c.passed))
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                ("namespace_id".to_owned(), true),
+                ("ref_protected".to_owned(), true),
+                ("environment".to_owned(), false),
+            ]
+        );
     }
 
     #[test]
     fn sets_the_configured_audience() {
-        let claims = allowed(map(&input(
+        let claims = allowed(input(
             json!({"allowed_project_ids": ["22"], "audience": "sts.amazonaws.com"}),
-        )));
+        ));
         assert_eq!(claims["aud"], "sts.amazonaws.com");
     }
 }

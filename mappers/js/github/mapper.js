@@ -1,10 +1,11 @@
 // The claimex mapper for GitHub Actions id-tokens, in JavaScript.
 //
 // A line-by-line port of the Rust stock mapper (mappers/github/src/lib.rs, with the parts
-// of the Rust SDK and claimex-tags it uses): same configuration, same checks in the same
-// order, same deny reasons, same session tags, and the same output bytes (keys sorted, as
-// serde_json prints them). Built into a component of the `claims-mapper` world of
-// mappers/wit by ./build.sh (QuickJS, componentize-qjs).
+// of the Rust SDK and claimex-tags it uses): same configuration and the same messages when
+// `validate-config` refuses one, same checks in the same order, same deny codes and
+// reasons, same `--explain` checks, same session tags, and the same output bytes (keys
+// sorted, as serde_json prints them). Built into a component of the `claims-mapper` world
+// (claimex:mapper@0.2.0) of mappers/wit by ./build.sh (QuickJS, componentize-qjs).
 //
 // Configuration (the issuer entry's `mapper_config`), every member optional but at least
 // one owner list non-empty:
@@ -413,55 +414,121 @@ function readConfig(value) {
 // ---------------------------------------------------------------------------------------
 // The mapper
 
-const deny = (reason) => ({ tag: "deny", val: reason });
+/** The deny codes (mappers/github/src/lib.rs `codes`, and the SDK's for `sub`). */
+const OWNER_NOT_ALLOWED = "owner_not_allowed";
+const REPOSITORY_NOT_ALLOWED = "repository_not_allowed";
+const REF_NOT_ALLOWED = "ref_not_allowed";
+const ENVIRONMENT_NOT_ALLOWED = "environment_not_allowed";
+const MISSING_CLAIM = "missing_claim";
+const INVALID_CLAIM = "invalid_claim";
 
-/** Decides on one GitHub Actions token: the port of `map` in mappers/github/src/lib.rs. */
-function decide(claims, configValue) {
-  let config;
+/** A refusal: the `deny` case of the WIT `decision`. */
+class Deny {
+  constructor(code, reason) {
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+/**
+ * The configuration as the SDK's `load_config` reads it: `null` as the defaults (the Rust
+ * `Config` cannot be read from `null`, so the SDK reads `{}`), then `validate`. Throws a
+ * ConfigError with the message `validate-config` returns.
+ */
+function loadConfig(text) {
+  let value;
   try {
-    config = readConfig(configValue);
+    value = parseJson(text, true);
   } catch (e) {
-    if (e instanceof ConfigError) return deny(`github mapper config is invalid: ${e.message}`);
+    if (e instanceof JsonError) throw new ConfigError(`the configuration is not JSON: ${e.message}`);
     throw e;
   }
+  const config = readConfig(value);
+  validate(config);
+  return config;
+}
+
+/** The port of `validate` in mappers/github/src/lib.rs. */
+function validate(config) {
   if (config.allowed_owner_ids.length === 0 && config.allowed_owners.length === 0) {
-    return deny("github mapper config allows no owner: set allowed_owner_ids or allowed_owners");
+    throw new ConfigError("no owner is allowed: set allowed_owner_ids (preferred) or allowed_owners");
+  }
+  config.transitive_tag_keys.forEach((key, i) => {
+    if (!TAGGED_CLAIMS.includes(key)) {
+      throw new ConfigError(
+        `transitive tag key ${rustDebug(key)} is not one of the tags (${TAGGED_CLAIMS.join(", ")})`,
+      );
+    }
+    if (config.transitive_tag_keys.slice(0, i).includes(key)) {
+      throw new ConfigError(`transitive tag key ${rustDebug(key)} is listed twice`);
+    }
+  });
+}
+
+/** The checks of one call: recorded only when the host asked (`explain`). */
+class Checks {
+  constructor(explain) {
+    this.explain = explain;
+    this.list = [];
   }
 
+  /** Records a check when explaining (`detail` is called only then); returns `passed`. */
+  check(name, passed, detail) {
+    if (this.explain) this.list.push({ name, passed, detail: detail() });
+    return passed;
+  }
+
+  /** The port of `allowed_if`: records the check, throws a Deny when it failed. */
+  allowedIf(name, code, ok, what) {
+    if (!this.check(name, ok, () => `${what()} ${ok ? "is allowed" : "is not allowed"}`)) {
+      throw new Deny(code, `${what()} is not allowed`);
+    }
+  }
+}
+
+/** The string claim `name`, or the SDK's `require_str` denial. */
+function requireStr(claims, name) {
+  const value = claims.claim(name);
+  if (typeof value === "string") return value;
+  if (value === undefined || value === null) {
+    throw new Deny(MISSING_CLAIM, `the credential has no ${name} claim`);
+  }
+  throw new Deny(INVALID_CLAIM, `the credential's ${name} claim is not a string`);
+}
+
+/**
+ * Decides on one GitHub Actions token: the port of `map` in mappers/github/src/lib.rs.
+ * Returns the outbound claims as JSON text; throws a Deny.
+ */
+function decide(claims, config, checks) {
   const ownerId = claims.textClaim("repository_owner_id");
   const owner = claims.str("repository_owner");
   const ownerOk =
     (ownerId !== undefined && config.allowed_owner_ids.includes(ownerId)) ||
     (owner !== undefined && config.allowed_owners.includes(owner));
-  if (!ownerOk) {
-    return deny(`repository owner ${owner ?? "<none>"} (id ${ownerId ?? "<none>"}) is not allowed`);
-  }
+  checks.allowedIf("owner", OWNER_NOT_ALLOWED, ownerOk, () =>
+    `repository owner ${owner ?? "<none>"} (id ${ownerId ?? "<none>"})`,
+  );
 
   if (config.allowed_repository_ids.length > 0) {
     const id = claims.textClaim("repository_id");
-    if (!(id !== undefined && config.allowed_repository_ids.includes(id))) {
-      return deny(`repository id ${id ?? "<none>"} is not allowed`);
-    }
+    const ok = id !== undefined && config.allowed_repository_ids.includes(id);
+    checks.allowedIf("repository", REPOSITORY_NOT_ALLOWED, ok, () => `repository id ${id ?? "<none>"}`);
   }
 
   if (config.allowed_refs.length > 0) {
     const gitRef = claims.str("ref") ?? "";
-    if (!config.allowed_refs.some((pattern) => globMatch(pattern, gitRef))) {
-      return deny(`ref ${rustDebug(gitRef)} is not allowed`);
-    }
+    const ok = config.allowed_refs.some((pattern) => globMatch(pattern, gitRef));
+    checks.allowedIf("ref", REF_NOT_ALLOWED, ok, () => `ref ${rustDebug(gitRef)}`);
   }
 
   if (config.allowed_environments.length > 0) {
     const env = claims.str("environment");
-    if (!(env !== undefined && config.allowed_environments.includes(env))) {
-      return deny(`environment ${rustDebug(env ?? "<none>")} is not allowed`);
-    }
+    const ok = env !== undefined && config.allowed_environments.includes(env);
+    checks.allowedIf("environment", ENVIRONMENT_NOT_ALLOWED, ok, () => `environment ${rustDebug(env ?? "<none>")}`);
   }
 
-  const sub = claims.str("sub");
-  if (sub === undefined) return deny("the token has no sub claim");
-
-  const out = { sub };
+  const out = { sub: requireStr(claims, "sub") };
   if (config.audience !== null) out.aud = config.audience;
   const tags = {};
   let tagged = false;
@@ -477,30 +544,50 @@ function decide(claims, configValue) {
     out[TAGS_CLAIM] = { principal_tags: tags };
     if (transitive.length > 0) out[TAGS_CLAIM].transitive_tag_keys = transitive;
   }
-  return { tag: "allow", val: toJson(out) };
+  return toJson(out);
 }
 
-/** The export of the `claimex:mapper/mapper` interface. */
+/**
+ * The export of the `claimex:mapper/mapper@0.2.0` interface. A top-level `result<T, string>`
+ * is a returned `T` or a thrown string (componentize-qjs), as the SDK's exports do.
+ */
 export const mapper = {
+  validateConfig(config) {
+    try {
+      loadConfig(config);
+    } catch (e) {
+      if (e instanceof ConfigError) throw e.message;
+      throw e;
+    }
+  },
+
   map(request) {
     let claims;
     try {
       claims = new Claims(request.claims);
     } catch (e) {
-      if (e instanceof JsonError) return deny(`mapper could not read the claims: ${e.message}`);
+      if (e instanceof JsonError) throw `mapper could not read the claims: ${e.message}`;
       throw e;
     }
     if (!isObject(claims.value)) {
       const found = unexpected(parseJson(request.claims, true));
-      return deny(`mapper could not read the claims: invalid type: ${found}, expected a map`);
+      throw `mapper could not read the claims: invalid type: ${found}, expected a map`;
     }
     let config;
     try {
-      config = parseJson(request.config, true);
+      config = loadConfig(request.config);
     } catch (e) {
-      if (e instanceof JsonError) return deny(`mapper could not read its config: ${e.message}`);
+      if (e instanceof ConfigError) throw `mapper configuration is invalid: ${e.message}`;
       throw e;
     }
-    return decide(claims, config);
+    const checks = new Checks(request.explain);
+    let decision;
+    try {
+      decision = { tag: "allow", val: decide(claims, config, checks) };
+    } catch (e) {
+      if (!(e instanceof Deny)) throw e;
+      decision = { tag: "deny", val: { code: e.code, reason: e.reason } };
+    }
+    return { decision, checks: checks.list };
   },
 };

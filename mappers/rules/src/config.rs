@@ -7,7 +7,7 @@ use claimex_mapper::{Map, Value};
 type Result<T> = std::result::Result<T, String>;
 
 /// The members a rule may have.
-const RULE_MEMBERS: [&str; 7] = [
+const RULE_MEMBERS: [&str; 8] = [
     "name",
     "when",
     "tags",
@@ -15,6 +15,7 @@ const RULE_MEMBERS: [&str; 7] = [
     "sub",
     "aud",
     "deny",
+    "code",
 ];
 /// The operators of a condition object.
 const OPERATORS: [&str; 5] = ["glob", "one_of", "exists", "contains", "not"];
@@ -43,6 +44,8 @@ pub struct Rule {
     pub aud: Option<Value>,
     /// When set, a match refuses the exchange with this reason.
     pub deny: Option<String>,
+    /// The deny code of a `deny` rule (`rule_denied` unless the rule sets `code`).
+    pub code: String,
 }
 
 /// One condition on one claim.
@@ -104,6 +107,16 @@ pub enum Piece {
     Claim(String),
 }
 
+/// Read through [`Config::from_value`], so that every error says where it is.
+impl<'de> serde::Deserialize<'de> for Config {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Config, D::Error> {
+        let value: Value = serde::Deserialize::deserialize(deserializer)?;
+        Config::from_value(&value).map_err(<D::Error as serde::de::Error>::custom)
+    }
+}
+
 impl Config {
     /// Checks a configuration. `null` and anything but an object is refused.
     pub fn from_value(value: &Value) -> Result<Config> {
@@ -132,7 +145,9 @@ impl Config {
                 return Err("rules is empty, so no token could be allowed".into());
             }
             Some(_) => return Err("rules must be a list of rule objects".into()),
-            None => return Err("rules is missing".into()),
+            None => {
+                return Err("rules is missing: the rules mapper needs {\"rules\": [...]}".into());
+            }
         };
         let mut rules: Vec<Rule> = Vec::with_capacity(list.len());
         for (index, rule) in list.iter().enumerate() {
@@ -191,6 +206,16 @@ fn parse_rule(index: usize, value: &Value, defaults: &[TagSpec]) -> Result<Rule>
         None => None,
         Some(Value::String(reason)) if !reason.is_empty() => Some(reason.clone()),
         Some(_) => return Err(fail("deny must be a non-empty string: the reason".into())),
+    };
+    let code = match (object.get("code"), &deny) {
+        (None, _) => crate::codes::RULE_DENIED.to_owned(),
+        (Some(_), None) => return Err(fail("code is only for a deny rule".into())),
+        (Some(Value::String(code)), Some(_)) if claimex_mapper::is_valid_code(code) => code.clone(),
+        (Some(_), Some(_)) => {
+            return Err(fail(
+                "code must be 1 to 64 characters of a-z, 0-9 and _".into(),
+            ));
+        }
     };
     if deny.is_some()
         && let Some(key) = ["tags", "transitive_tag_keys", "sub", "aud"]
@@ -252,6 +277,7 @@ fn parse_rule(index: usize, value: &Value, defaults: &[TagSpec]) -> Result<Rule>
         sub,
         aud,
         deny,
+        code,
     })
 }
 

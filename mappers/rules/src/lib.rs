@@ -5,8 +5,9 @@
 //! it allows the exchange with the session tags, `sub` and `aud` it lists (or, for a `deny`
 //! rule, refuses it). When no rule matches, the exchange is refused with a reason that names
 //! every rule tried and, for each, one condition that failed. A configuration that is not
-//! valid refuses every exchange with a reason saying what is wrong and where; the mapper
-//! never panics on input.
+//! valid is refused when the issuer entry is loaded (`validate-config`), with a message
+//! saying what is wrong and where, so the entry never serves; the mapper never panics on
+//! input. With `claimex mapper test --explain`, each rule tried is listed as a check.
 //!
 //! ```json
 //! {
@@ -56,6 +57,7 @@
 //! | `sub` | a SOURCE for the outbound `sub`; default: the inbound `sub` claim |
 //! | `aud` | the outbound `aud`: a string or a list of strings; default: the host's (`sts.amazonaws.com`) |
 //! | `deny` | a reason: a matching token is refused with it (the rule then takes no `tags`, `transitive_tag_keys`, `sub` or `aud`) |
+//! | `code` | with `deny` only: the deny code (1 to 64 characters of `[a-z0-9_]`, default `rule_denied`) |
 //!
 //! Unknown members are refused (so a typo never silently widens a rule).
 //!
@@ -100,8 +102,17 @@
 //! values and all keys are checked against AWS's rules when the configuration is read. A
 //! `sub` that has no value, or is not 1 to 255 characters, refuses the exchange.
 //! The finished tags are checked with AWS's rules before the mapper allows.
+//!
+//! # Deny codes
+//!
+//! | code | when |
+//! |---|---|
+//! | `no_rule_matched` | no rule matched; the reason names each rule and its first failed condition |
+//! | `rule_denied` (or the rule's `code`) | a `deny` rule matched |
+//! | `invalid_sub` | the matching rule's `sub` has no value for this token, or not 1 to 255 characters |
+//! | `invalid_session_tags` | the matching rule's tags break AWS's rules for this token |
 
-use claimex_mapper::{Decision, Input, Outbound, Value, glob_match, sanitize_value};
+use claimex_mapper::{Deny, Input, Outbound, Value, glob_match, sanitize_value};
 
 mod config;
 pub use config::{Check, Condition, Config, Piece, Rule, Source, TagSpec};
@@ -111,22 +122,36 @@ const MAX_REASON: usize = 1024;
 /// Longest claim or condition quoted in a deny reason, in characters.
 const MAX_QUOTE: usize = 80;
 
+/// The deny codes of this mapper.
+pub mod codes {
+    /// No rule matched the token.
+    pub const NO_RULE_MATCHED: &str = "no_rule_matched";
+    /// A `deny` rule matched and sets no `code` of its own.
+    pub const RULE_DENIED: &str = "rule_denied";
+    /// The matching rule's `sub` has no value for this token, or not 1 to 255 characters.
+    pub const INVALID_SUB: &str = "invalid_sub";
+    /// The matching rule's session tags break AWS's rules for this token.
+    pub const INVALID_SESSION_TAGS: &str = claimex_mapper::codes::INVALID_SESSION_TAGS;
+}
+
 /// Decides on one token with the rules in its configuration.
-pub fn map(input: &Input) -> Decision {
-    match Config::from_value(&input.config) {
-        Ok(config) => config.decide(input),
-        Err(e) => Decision::deny(format!("rules mapper config is invalid: {e}")),
-    }
+pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
+    config.decide(input)
 }
 
 claimex_mapper::export_mapper!(map);
 
 impl Config {
     /// Applies the first matching rule, or refuses with the rules tried.
-    pub fn decide(&self, input: &Input) -> Decision {
+    pub fn decide(&self, input: &Input) -> Result<Outbound, Deny> {
         let mut misses = Vec::with_capacity(self.rules.len());
         for rule in &self.rules {
-            match rule.first_failure(input) {
+            let failure = rule.first_failure(input);
+            let matched = failure.is_none();
+            input.check(&rule.name, matched, || {
+                failure.clone().unwrap_or_else(|| "matched".to_owned())
+            });
+            match failure {
                 None => return rule.apply(input),
                 Some(why) => misses.push(format!("{:?}: {why}", rule.name)),
             }
@@ -142,7 +167,7 @@ impl Config {
             }
             reason.push_str(miss);
         }
-        Decision::deny(reason)
+        Err(Deny::new(codes::NO_RULE_MATCHED, reason))
     }
 }
 
@@ -168,23 +193,32 @@ impl Rule {
     }
 
     /// The decision of this rule for a token that matched it.
-    pub fn apply(&self, input: &Input) -> Decision {
+    pub fn apply(&self, input: &Input) -> Result<Outbound, Deny> {
         if let Some(reason) = &self.deny {
-            return Decision::deny(format!("rule {:?} denies: {reason}", self.name));
+            return Err(Deny::new(
+                self.code.clone(),
+                format!("rule {:?} denies: {reason}", self.name),
+            ));
         }
         let Some(sub) = self.sub.resolve(input) else {
-            return Decision::deny(format!(
-                "rule {:?} matched, but its sub ({}) has no value in this token",
-                self.name,
-                self.sub.describe()
+            return Err(Deny::new(
+                codes::INVALID_SUB,
+                format!(
+                    "rule {:?} matched, but its sub ({}) has no value in this token",
+                    self.name,
+                    self.sub.describe()
+                ),
             ));
         };
         let chars = sub.chars().count();
         if !(1..=255).contains(&chars) {
-            return Decision::deny(format!(
-                "rule {:?} matched, but its sub ({}) has {chars} characters: 1 to 255 are needed",
-                self.name,
-                self.sub.describe()
+            return Err(Deny::new(
+                codes::INVALID_SUB,
+                format!(
+                    "rule {:?} matched, but its sub ({}) has {chars} characters: 1 to 255 are needed",
+                    self.name,
+                    self.sub.describe()
+                ),
             ));
         }
         let mut out = Outbound::new().sub(sub);
@@ -208,12 +242,15 @@ impl Rule {
             }
         }
         if let Err(e) = out.validate() {
-            return Decision::deny(format!(
-                "rule {:?} matched, but its session tags are invalid: {e}",
-                self.name
+            return Err(Deny::new(
+                codes::INVALID_SESSION_TAGS,
+                format!(
+                    "rule {:?} matched, but its session tags are invalid: {e}",
+                    self.name
+                ),
             ));
         }
-        out.allow()
+        Ok(out)
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use claimex_mapper::{Map, TAGS_CLAIM, json};
+use claimex_mapper::{Map, TAGS_CLAIM, json, load_config, no_validation};
 
 const GITHUB: &str = include_str!("../../../examples/claims/github.json");
 const GITLAB: &str = include_str!("../../../examples/claims/gitlab.json");
@@ -12,26 +12,47 @@ fn gitlab() -> Value {
     serde_json::from_str(GITLAB).unwrap()
 }
 
-fn run(claims: Value, config: Value) -> Decision {
-    map(&Input::new(
-        "test",
-        "https://issuer.example.com",
-        claims,
-        config,
-    ))
+/// The configuration read as `validate-config` reads it.
+fn config(config: Value) -> Config {
+    load_config(&config.to_string(), no_validation).unwrap_or_else(|e| panic!("{config}: {e}"))
 }
 
-fn allowed(decision: Decision) -> Map<String, Value> {
-    match decision {
-        Decision::Allow(claims) => claims,
-        Decision::Deny(reason) => panic!("denied: {reason}"),
+/// Why `validate-config` refuses the configuration.
+fn refused(config: Value) -> String {
+    match load_config::<Config>(&config.to_string(), no_validation) {
+        Ok(_) => panic!("{config} was accepted"),
+        Err(e) => e,
     }
 }
 
-fn denied(decision: Decision) -> String {
-    match decision {
-        Decision::Deny(reason) => reason,
-        Decision::Allow(claims) => panic!("allowed: {claims:?}"),
+fn run(claims: Value, config_value: Value) -> Result<Outbound, Deny> {
+    map(
+        &Input::new("test", "https://issuer.example.com", claims),
+        &config(config_value),
+    )
+}
+
+fn allowed(result: Result<Outbound, Deny>) -> Map<String, Value> {
+    match result {
+        Ok(out) => out.into_claims(),
+        Err(deny) => panic!("denied: {deny}"),
+    }
+}
+
+fn denied(result: Result<Outbound, Deny>) -> String {
+    match result {
+        Err(deny) => deny.reason().to_owned(),
+        Ok(out) => panic!("allowed: {:?}", out.into_claims()),
+    }
+}
+
+fn denied_with(code: &str, result: Result<Outbound, Deny>) -> String {
+    match result {
+        Err(deny) => {
+            assert_eq!(deny.code(), code, "{deny}");
+            deny.reason().to_owned()
+        }
+        Ok(out) => panic!("allowed: {:?}", out.into_claims()),
     }
 }
 
@@ -109,7 +130,7 @@ fn the_documented_example_falls_through_and_denies_forks() {
 
     let mut claims = github();
     claims["repository_owner"] = json!("evil-fork");
-    let reason = denied(run(claims, doc_config()));
+    let reason = denied_with("rule_denied", run(claims, doc_config()));
     assert_eq!(
         reason,
         "rule \"no-forks\" denies: only octo-org repositories may deploy"
@@ -341,7 +362,7 @@ fn no_match_names_every_rule_and_its_first_failure() {
         {"when": {"environment": "staging", "repository_owner": "octo-org"}},
         {"name": "nested", "when": {"a.b": {"exists": true}}},
     ]});
-    let reason = denied(run(github(), config));
+    let reason = denied_with("no_rule_matched", run(github(), config));
     assert_eq!(
         reason,
         "no rule matched: \
@@ -393,7 +414,7 @@ fn tags_default_override_skip_and_sanitize() {
     );
     // A claim value AWS would refuse even after sanitizing is refused here, naming the tag.
     let config = json!({"rules": [{"name": "r", "when": {}, "tags": ["weird"]}]});
-    let reason = denied(run(claims, config));
+    let reason = denied_with("invalid_session_tags", run(claims, config));
     assert!(reason.contains("session tags are invalid"), "{reason}");
     assert!(reason.contains("weird"), "{reason}");
 }
@@ -427,12 +448,15 @@ fn sub_sources() {
         ))["sub"],
         "gl:22:{main}"
     );
-    let reason = denied(run(gitlab(), with_sub(json!({"template": "gl:{nope}"}))));
+    let reason = denied_with(
+        "invalid_sub",
+        run(gitlab(), with_sub(json!({"template": "gl:{nope}"}))),
+    );
     assert_eq!(
         reason,
         "rule \"r\" matched, but its sub (template \"gl:{nope}\") has no value in this token"
     );
-    let reason = denied(run(gitlab(), with_sub(json!({"value": ""}))));
+    let reason = denied_with("invalid_sub", run(gitlab(), with_sub(json!({"value": ""}))));
     assert!(reason.contains("0 characters"), "{reason}");
     let mut claims = gitlab();
     claims["long"] = json!("x".repeat(256));
@@ -458,7 +482,7 @@ fn aud_string_or_list() {
 #[test]
 fn invalid_configs_are_refused_with_a_clear_reason() {
     let cases: Vec<(Value, &str)> = vec![
-        (Value::Null, "none is set"),
+        (Value::Null, "rules is missing: the rules mapper needs"),
         (json!([]), "must be a JSON object"),
         (json!("rules"), "must be a JSON object"),
         (json!({}), "rules is missing"),
@@ -606,6 +630,14 @@ fn invalid_configs_are_refused_with_a_clear_reason() {
         ),
         (json!({"rules": [{"when": {}, "deny": ""}]}), "deny must be"),
         (
+            json!({"rules": [{"when": {}, "code": "x"}]}),
+            "code is only for a deny rule",
+        ),
+        (
+            json!({"rules": [{"when": {}, "deny": "no", "code": "Not-Valid"}]}),
+            "code must be 1 to 64 characters",
+        ),
+        (
             json!({"rules": [{"when": {}, "deny": "no", "sub": "x"}]}),
             "a deny rule takes no sub",
         ),
@@ -615,11 +647,7 @@ fn invalid_configs_are_refused_with_a_clear_reason() {
         ),
     ];
     for (config, want) in cases {
-        let reason = denied(run(github(), config.clone()));
-        assert!(
-            reason.starts_with("rules mapper config is invalid: "),
-            "{config}: {reason}"
-        );
+        let reason = refused(config.clone());
         assert!(reason.contains(want), "{config}: {reason:?} lacks {want:?}");
     }
 }
@@ -629,10 +657,7 @@ fn too_many_tags_are_refused_in_the_config() {
     let tags: Map<String, Value> = (0..51)
         .map(|i| (format!("k{i}"), json!({"value": "v"})))
         .collect();
-    let reason = denied(run(
-        github(),
-        json!({"rules": [{"when": {}, "tags": tags}]}),
-    ));
+    let reason = refused(json!({"rules": [{"when": {}, "tags": tags}]}));
     assert!(reason.contains("51 tags"), "{reason}");
     let defaults: Map<String, Value> = (0..30)
         .map(|i| (format!("d{i}"), json!({"value": "v"})))
@@ -640,10 +665,7 @@ fn too_many_tags_are_refused_in_the_config() {
     let own: Map<String, Value> = (0..30)
         .map(|i| (format!("o{i}"), json!({"value": "v"})))
         .collect();
-    let reason = denied(run(
-        github(),
-        json!({"default_tags": defaults, "rules": [{"when": {}, "tags": own}]}),
-    ));
+    let reason = refused(json!({"default_tags": defaults, "rules": [{"when": {}, "tags": own}]}));
     assert!(reason.contains("60 tags with default_tags"), "{reason}");
 }
 
@@ -672,4 +694,35 @@ fn odd_claims_never_panic() {
         out[TAGS_CLAIM]["principal_tags"],
         json!({"a": ["1.5e+300"], "b.c": ["1"]})
     );
+}
+
+#[test]
+fn a_deny_rule_may_set_its_code() {
+    let config = json!({"rules": [
+        {"name": "forks", "when": {"repository_owner": {"not": "x"}}, "deny": "no forks", "code": "fork_denied"},
+    ]});
+    let reason = denied_with("fork_denied", run(github(), config));
+    assert_eq!(reason, "rule \"forks\" denies: no forks");
+}
+
+#[test]
+fn explains_each_rule_tried() {
+    let config = config(json!({"rules": [
+        {"name": "release", "when": {"ref": {"glob": "refs/heads/release/*"}}},
+        {"name": "main", "when": {"ref": "refs/heads/main"}},
+        {"name": "never-tried", "when": {}},
+    ]}));
+    let input = Input::new("test", "https://issuer.example.com", github()).explaining();
+    allowed(map(&input, &config));
+    let checks = input.checks();
+    assert_eq!(checks.len(), 2);
+    assert_eq!(checks[0].name, "release");
+    assert!(!checks[0].passed);
+    assert_eq!(
+        checks[0].detail,
+        "ref is \"refs/heads/main\", wanted {\"glob\":\"refs/heads/release/*\"}"
+    );
+    assert_eq!(checks[1].name, "main");
+    assert!(checks[1].passed);
+    assert_eq!(checks[1].detail, "matched");
 }

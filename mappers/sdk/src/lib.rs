@@ -1,31 +1,55 @@
-//! The Rust SDK for claimex claims mappers.
+//! The Rust SDK for claimex claims mappers (contract `claimex:mapper@0.2.0`).
 //!
-//! A mapper is one function from the verified claims of an inbound token to a [`Decision`]:
+//! A mapper is one function from the verified claims of an inbound credential and the issuer
+//! entry's typed configuration to the outbound claims, or a [`Deny`]:
 //!
 //! ```
-//! use claimex_mapper::{Decision, Input, Outbound};
+//! use claimex_mapper::{Deny, Input, Outbound};
+//! use serde::Deserialize;
 //!
-//! fn map(input: &Input) -> Decision {
-//!     let Some(repo) = input.str_claim("repository") else {
-//!         return Decision::deny("the token has no repository claim");
-//!     };
-//!     Outbound::new()
-//!         .sub(input.str_claim("sub").unwrap_or_default())
-//!         .tag("repository", repo)
-//!         .allow()
+//! #[derive(Deserialize, Default)]
+//! #[serde(default)]
+//! pub struct Config {
+//!     allowed_owners: Vec<String>,
 //! }
+//!
+//! pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
+//!     let owner = input.require_str("repository_owner")?;
+//!     let allowed = config.allowed_owners.iter().any(|o| o == owner);
+//!     if !input.check("owner", allowed, || format!("repository owner {owner}")) {
+//!         return Err(Deny::new("owner_not_allowed", format!("repository owner {owner} is not allowed")));
+//!     }
+//!     Ok(Outbound::new()
+//!         .sub(input.require_str("sub")?)
+//!         .tag("repository", input.require_str("repository")?))
+//! }
+//!
+//! /// Runs when an issuer entry is loaded: refuse a configuration that cannot work.
+//! pub fn validate(config: &Config) -> Result<(), String> {
+//!     if config.allowed_owners.is_empty() { Err("set allowed_owners".into()) } else { Ok(()) }
+//! }
+//!
 //! // In a `cdylib` crate built for `wasm32-wasip2`:
-//! // claimex_mapper::export_mapper!(map);
-//! # let input = Input::new("github", "https://issuer", serde_json::json!({"repository": "a/b", "sub": "x"}), serde_json::Value::Null);
-//! # assert!(matches!(map(&input), Decision::Allow(_)));
+//! claimex_mapper::export_mapper!(map, validate = validate);
+//! # let input = Input::new("github", "https://issuer", serde_json::json!({"repository_owner": "o", "repository": "o/r", "sub": "x"}));
+//! # let config = claimex_mapper::load_config("{\"allowed_owners\": [\"o\"]}", validate).unwrap();
+//! # assert!(map(&input, &config).is_ok());
 //! ```
 //!
-//! [`export_mapper!`] generates the WebAssembly Component export for the WIT contract in
-//! `mappers/wit/`. The same function is plain Rust, so mapper crates unit-test it natively
-//! with `cargo test`. [`Outbound::validate`] applies the session-tag rules the host applies
-//! before signing, so a bad tag fails in the author's own tests first.
+//! [`export_mapper!`] generates the component's two exports: `validate-config` reads the
+//! configuration into the author's type (refusing unknown fields, whether or not the type
+//! says `#[serde(deny_unknown_fields)]`) and runs the optional validation hook; `map` does the
+//! same, then calls the function. The function is plain Rust, so mapper crates unit-test it
+//! natively with `cargo test`; [`load_config`] and [`run`] are exactly what the exports do,
+//! for tests of the whole path. [`Outbound::validate`] applies the session-tag rules the host
+//! applies before signing, so a bad tag fails in the author's own tests first.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
 
 pub use claimex_tags::{self as tags, TAGS_CLAIM, TagError, sanitize_value};
+use serde::de::DeserializeOwned;
 pub use serde_json::{self, Map, Value, json};
 
 #[doc(hidden)]
@@ -42,33 +66,116 @@ pub mod bindings {
 mod glob;
 pub use glob::glob_match;
 
-/// What the host hands to the mapper for one exchange.
-#[derive(Debug, Clone)]
+/// The contract version this SDK builds components for.
+pub const CONTRACT: &str = "claimex:mapper/mapper@0.2.0";
+
+/// Longest deny code, in characters.
+pub const MAX_CODE_CHARS: usize = 64;
+
+/// What kind of credential the caller presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubjectKind {
+    /// An OIDC id-token (GitHub Actions, GitLab CI, ...), verified against its issuer.
+    #[default]
+    Oidc,
+    /// An AWS IAM identity, verified with AWS STS (planned in claimex).
+    AwsIam,
+}
+
+/// One check a mapper made, reported when the host asks for an explanation
+/// (`claimex mapper test --explain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// A short name, e.g. `allowed_refs`.
+    pub name: String,
+    /// Whether the credential passed it.
+    pub passed: bool,
+    /// What was compared.
+    pub detail: String,
+}
+
+/// What the host hands to the mapper for one exchange, read and ready.
+#[derive(Debug)]
 pub struct Input {
+    /// What kind of credential the claims come from.
+    pub subject_kind: SubjectKind,
     /// The id the issuer is registered under (e.g. `github`).
     pub issuer_id: String,
-    /// The registered issuer URL, equal to the token's verified `iss`.
+    /// For OIDC, the registered issuer URL, equal to the token's verified `iss`.
     pub issuer_url: String,
-    /// The verified claims of the inbound token.
+    /// The verified claims.
     pub claims: Map<String, Value>,
-    /// The issuer entry's mapper configuration (`Value::Null` when none is set).
-    pub config: Value,
+    explain: bool,
+    checks: RefCell<Vec<Check>>,
 }
 
 impl Input {
-    /// Builds an input by hand, for native unit tests. A `claims` value that is not an
-    /// object yields empty claims.
-    pub fn new(issuer_id: &str, issuer_url: &str, claims: Value, config: Value) -> Input {
+    /// Builds the input of an OIDC exchange by hand, for native unit tests. A `claims` value
+    /// that is not an object yields empty claims.
+    pub fn new(issuer_id: &str, issuer_url: &str, claims: Value) -> Input {
         let claims = match claims {
             Value::Object(map) => map,
             _ => Map::new(),
         };
         Input {
+            subject_kind: SubjectKind::Oidc,
             issuer_id: issuer_id.to_owned(),
             issuer_url: issuer_url.to_owned(),
             claims,
-            config,
+            explain: false,
+            checks: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The same input with another subject kind.
+    pub fn with_subject_kind(mut self, kind: SubjectKind) -> Input {
+        self.subject_kind = kind;
+        self
+    }
+
+    /// The same input, asking for the checks (as `claimex mapper test --explain` does).
+    pub fn explaining(mut self) -> Input {
+        self.explain = true;
+        self
+    }
+
+    /// Whether the host asked for the checks. [`Input::check`] already does nothing when it
+    /// did not; test this only to skip work done for the checks alone.
+    pub fn explain(&self) -> bool {
+        self.explain
+    }
+
+    /// Records a check when the host asked for an explanation, and returns `passed`.
+    /// `detail` is called only then, so the exchange path pays nothing for it:
+    ///
+    /// ```
+    /// # use claimex_mapper::{Deny, Input};
+    /// # fn f(input: &Input, git_ref: &str) -> Result<(), Deny> {
+    /// let ok = git_ref == "refs/heads/main";
+    /// if !input.check("ref", ok, || format!("ref {git_ref:?}, wanted refs/heads/main")) {
+    ///     return Err(Deny::new("ref_not_allowed", format!("ref {git_ref:?} is not allowed")));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn check<D: Into<String>>(
+        &self,
+        name: &str,
+        passed: bool,
+        detail: impl FnOnce() -> D,
+    ) -> bool {
+        if self.explain {
+            self.checks.borrow_mut().push(Check {
+                name: name.to_owned(),
+                passed,
+                detail: detail().into(),
+            });
+        }
+        passed
+    }
+
+    /// The checks recorded so far (none unless [`Input::explain`]).
+    pub fn checks(&self) -> Vec<Check> {
+        self.checks.borrow().clone()
     }
 
     /// The claim at `path`: a top-level name, or a dotted path into nested objects
@@ -100,22 +207,104 @@ impl Input {
             _ => None,
         }
     }
-}
 
-/// The mapper's verdict on one exchange.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
-    /// Accept, with the claims of the outbound token.
-    Allow(Map<String, Value>),
-    /// Refuse, with a reason the caller will read. Keep secrets out of it.
-    Deny(String),
-}
-
-impl Decision {
-    /// A refusal with `reason`.
-    pub fn deny(reason: impl Into<String>) -> Decision {
-        Decision::Deny(reason.into())
+    /// The string claim at `path`, or a [`Deny`] `missing_claim` (absent or null) or
+    /// `invalid_claim` (not a string) that names it.
+    pub fn require_str(&self, path: &str) -> Result<&str, Deny> {
+        match self.claim(path) {
+            Some(Value::String(s)) => Ok(s),
+            found => Err(claim_deny(path, found, "a string")),
+        }
     }
+
+    /// The claim at `path` as text (see [`Input::text_claim`]), or a [`Deny`]
+    /// `missing_claim` (absent or null) or `invalid_claim` (an object or a list).
+    pub fn require_text(&self, path: &str) -> Result<String, Deny> {
+        match self.text_claim(path) {
+            Some(text) => Ok(text),
+            None => Err(claim_deny(
+                path,
+                self.claim(path),
+                "a string, number or boolean",
+            )),
+        }
+    }
+}
+
+fn claim_deny(path: &str, found: Option<&Value>, wanted: &str) -> Deny {
+    match found {
+        None | Some(Value::Null) => Deny::new(
+            codes::MISSING_CLAIM,
+            format!("the credential has no {path} claim"),
+        ),
+        Some(_) => Deny::new(
+            codes::INVALID_CLAIM,
+            format!("the credential's {path} claim is not {wanted}"),
+        ),
+    }
+}
+
+/// The deny codes the SDK itself uses.
+pub mod codes {
+    /// A claim the mapper needs is absent or null.
+    pub const MISSING_CLAIM: &str = "missing_claim";
+    /// A claim the mapper needs has the wrong type.
+    pub const INVALID_CLAIM: &str = "invalid_claim";
+    /// The session tags the mapper built break AWS's rules ([`crate::Outbound::validate`]).
+    pub const INVALID_SESSION_TAGS: &str = "invalid_session_tags";
+}
+
+/// A policy refusal: the caller gets a 403 `access_denied` with the reason, and the audit
+/// line records the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deny {
+    code: Cow<'static, str>,
+    reason: String,
+}
+
+impl Deny {
+    /// A refusal. `code` is stable and machine-readable: 1 to 64 characters of `[a-z0-9_]`
+    /// (e.g. `owner_not_allowed`; a mapper whose code breaks this shape fails the call, see
+    /// [`is_valid_code`]). `reason` tells a CI user what to fix; keep secrets out of it.
+    pub fn new(code: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Deny {
+        Deny {
+            code: code.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The code.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The reason.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl fmt::Display for Deny {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.reason, self.code)
+    }
+}
+
+impl From<TagError> for Deny {
+    fn from(e: TagError) -> Deny {
+        Deny::new(
+            codes::INVALID_SESSION_TAGS,
+            format!("the mapper built invalid session tags: {e}"),
+        )
+    }
+}
+
+/// Whether `code` is a valid deny code: 1 to [`MAX_CODE_CHARS`] characters of `[a-z0-9_]`.
+pub fn is_valid_code(code: &str) -> bool {
+    (1..=MAX_CODE_CHARS).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// A builder for the claims of the outbound token.
@@ -187,7 +376,8 @@ impl Outbound {
         claims
     }
 
-    /// Applies the host's session-tag rules, naming the offending tag on failure.
+    /// Applies the host's session-tag rules, naming the offending tag on failure. In a mapper,
+    /// `out.validate()?` denies with `invalid_session_tags`.
     pub fn validate(&self) -> Result<(), TagError> {
         let claims = self.clone().into_claims();
         match claims.get(TAGS_CLAIM) {
@@ -195,118 +385,258 @@ impl Outbound {
             None => Ok(()),
         }
     }
+}
 
-    /// Accepts the exchange with these claims.
-    pub fn allow(self) -> Decision {
-        Decision::Allow(self.into_claims())
+/// The decision as it goes to the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Accept, with the outbound claims as one JSON object.
+    Allow(String),
+    /// Refuse.
+    Deny(Deny),
+}
+
+/// The decision and the checks behind it, as they go to the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The decision.
+    pub decision: Decision,
+    /// The checks, when the request asked for them.
+    pub checks: Vec<Check>,
+}
+
+/// One call of `map` as the host makes it (the WIT `request`, in Rust).
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// What kind of credential the claims come from.
+    pub subject_kind: SubjectKind,
+    /// The registered issuer id.
+    pub issuer_id: String,
+    /// The registered issuer URL (OIDC).
+    pub issuer_url: String,
+    /// The verified claims, one JSON object.
+    pub claims: String,
+    /// The entry's `mapper_config` as JSON, `null` when unset.
+    pub config: String,
+    /// Whether the host wants the checks.
+    pub explain: bool,
+}
+
+/// A mapper function, as [`export_mapper!`] takes it.
+pub type MapFn<C> = fn(&Input, &C) -> Result<Outbound, Deny>;
+/// A configuration validation hook, as [`export_mapper!`] takes it.
+pub type ValidateFn<C> = fn(&C) -> Result<(), String>;
+
+/// The hook of a mapper without one: every configuration its type can read is valid.
+pub fn no_validation<C>(_config: &C) -> Result<(), String> {
+    Ok(())
+}
+
+/// Reads an issuer entry's `mapper_config` (JSON) into the mapper's configuration type, as
+/// `validate-config` does when the host loads the entry:
+///
+/// - `null` (no `mapper_config`) is read as `null` when the type takes it (an `Option`),
+///   else as `{}` (a `#[serde(default)]` struct: its defaults);
+/// - a member the type does not read is refused (``unknown field `rules.0.tag` ``), even
+///   without `#[serde(deny_unknown_fields)]`, so a typo never silently widens a policy;
+/// - then `validate` runs.
+///
+/// The error is the message the host shows for the entry.
+pub fn load_config<C: DeserializeOwned>(json: &str, validate: ValidateFn<C>) -> Result<C, String> {
+    let value: Value =
+        serde_json::from_str(json).map_err(|e| format!("the configuration is not JSON: {e}"))?;
+    let config = if value.is_null() {
+        match read_strictly(&Value::Null) {
+            Ok(config) => config,
+            Err(_) => read_strictly(&Value::Object(Map::new()))?,
+        }
+    } else {
+        read_strictly(&value)?
+    };
+    validate(&config)?;
+    Ok(config)
+}
+
+/// Deserializes `value`, refusing the members the type ignored.
+fn read_strictly<C: DeserializeOwned>(value: &Value) -> Result<C, String> {
+    let mut unknown: Vec<String> = Vec::new();
+    let config = serde_ignored::deserialize(value, |path| {
+        let mut dotted = String::new();
+        write_path(&path, &mut dotted);
+        // An empty path: the type itself is `IgnoredAny`, it takes anything on purpose.
+        if !dotted.is_empty() {
+            unknown.push(dotted);
+        }
+    })
+    .map_err(|e: serde_json::Error| e.to_string())?;
+    match unknown.as_slice() {
+        [] => Ok(config),
+        [one] => Err(format!("unknown field `{one}`")),
+        many => Err(format!("unknown fields `{}`", many.join("`, `"))),
     }
 }
 
-#[doc(hidden)]
-pub fn __run(
-    request: bindings::exports::claimex::mapper::mapper::Request,
-    map: impl FnOnce(&Input) -> Decision,
-) -> bindings::exports::claimex::mapper::mapper::Decision {
-    use bindings::exports::claimex::mapper::mapper::Decision as Wire;
-    let claims = match serde_json::from_str::<Map<String, Value>>(&request.claims) {
-        Ok(claims) => claims,
-        Err(e) => return Wire::Deny(format!("mapper could not read the claims: {e}")),
+/// Writes `path` as `rules.0.tag` (serde_ignored's own form marks options with `?`).
+fn write_path(path: &serde_ignored::Path<'_>, out: &mut String) {
+    use serde_ignored::Path;
+    let (parent, segment) = match path {
+        Path::Root => return,
+        Path::Seq { parent, index } => (parent, index.to_string()),
+        Path::Map { parent, key } => (parent, key.clone()),
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => {
+            return write_path(parent, out);
+        }
     };
-    let config = match serde_json::from_str::<Value>(&request.config) {
-        Ok(config) => config,
-        Err(e) => return Wire::Deny(format!("mapper could not read its config: {e}")),
-    };
+    write_path(parent, out);
+    if !out.is_empty() {
+        out.push('.');
+    }
+    out.push_str(&segment);
+}
+
+/// What the `map` export does: reads the claims and the configuration, calls `map`, and
+/// packs the outcome. `Err` is a mapper failure (unreadable claims, a configuration that
+/// does not load, an invalid deny code): the host answers 500, not 403.
+pub fn run<C: DeserializeOwned>(
+    request: Request,
+    map: MapFn<C>,
+    validate: ValidateFn<C>,
+) -> Result<Verdict, String> {
+    let claims = serde_json::from_str::<Map<String, Value>>(&request.claims)
+        .map_err(|e| format!("mapper could not read the claims: {e}"))?;
+    let config = load_config(&request.config, validate)
+        .map_err(|e| format!("mapper configuration is invalid: {e}"))?;
     let input = Input {
+        subject_kind: request.subject_kind,
         issuer_id: request.issuer_id,
         issuer_url: request.issuer_url,
         claims,
-        config,
+        explain: request.explain,
+        checks: RefCell::new(Vec::new()),
     };
-    match map(&input) {
-        Decision::Allow(claims) => Wire::Allow(Value::Object(claims).to_string()),
-        Decision::Deny(reason) => Wire::Deny(reason),
+    let decision = match map(&input, &config) {
+        Ok(out) => Decision::Allow(Value::Object(out.into_claims()).to_string()),
+        Err(deny) if is_valid_code(deny.code()) => Decision::Deny(deny),
+        Err(deny) => {
+            return Err(format!(
+                "mapper denied with the code {:?}, which is not 1 to {MAX_CODE_CHARS} characters of [a-z0-9_]",
+                deny.code()
+                    .chars()
+                    .take(MAX_CODE_CHARS + 1)
+                    .collect::<String>()
+            ));
+        }
+    };
+    Ok(Verdict {
+        decision,
+        checks: input.checks.into_inner(),
+    })
+}
+
+#[doc(hidden)]
+pub mod __export {
+    //! What the generated exports call: conversions between the WIT types and the SDK's.
+    use super::*;
+    use crate::bindings::exports::claimex::mapper::mapper as wire;
+
+    pub fn validate_config<C: DeserializeOwned>(
+        config: String,
+        _map: MapFn<C>,
+        validate: ValidateFn<C>,
+    ) -> Result<(), String> {
+        load_config(&config, validate).map(|_| ())
+    }
+
+    pub fn map<C: DeserializeOwned>(
+        request: wire::Request,
+        map: MapFn<C>,
+        validate: ValidateFn<C>,
+    ) -> Result<wire::Verdict, String> {
+        let request = Request {
+            subject_kind: match request.subject_kind {
+                wire::SubjectKind::Oidc => SubjectKind::Oidc,
+                wire::SubjectKind::AwsIam => SubjectKind::AwsIam,
+            },
+            issuer_id: request.issuer_id,
+            issuer_url: request.issuer_url,
+            claims: request.claims,
+            config: request.config,
+            explain: request.explain,
+        };
+        let verdict = run(request, map, validate)?;
+        Ok(wire::Verdict {
+            decision: match verdict.decision {
+                Decision::Allow(json) => wire::Decision::Allow(json),
+                Decision::Deny(deny) => wire::Decision::Deny(wire::Denial {
+                    code: deny.code.into_owned(),
+                    reason: deny.reason,
+                }),
+            },
+            checks: verdict
+                .checks
+                .into_iter()
+                .map(|c| wire::Check {
+                    name: c.name,
+                    passed: c.passed,
+                    detail: c.detail,
+                })
+                .collect(),
+        })
     }
 }
 
-/// Exports a function `fn(&Input) -> Decision` as the claimex mapper of this component.
+/// Exports a mapper function as this component's `claimex:mapper/mapper@0.2.0`.
 ///
-/// Use it once, at the root of a `cdylib` crate built with
+/// ```ignore
+/// claimex_mapper::export_mapper!(map);                       // no validation hook
+/// claimex_mapper::export_mapper!(map, validate = validate);  // with one
+/// ```
+///
+/// `map` is a `fn(&Input, &Config) -> Result<Outbound, Deny>` where `Config` is any
+/// `serde::de::DeserializeOwned` type (a struct with `#[derive(Deserialize)]`, or
+/// `serde_json::Value` to take any configuration); `validate` a `fn(&Config) -> Result<(),
+/// String>`. Use the macro once, at the root of a `cdylib` crate built with
 /// `cargo build --target wasm32-wasip2 --release`.
 ///
-/// The export exists only on `wasm32` targets. Elsewhere the macro only checks the
-/// function's signature: the component export symbols (`claimex:mapper/mapper@0.1.0#map`)
-/// cannot be linked into a native `cdylib`, and native builds are for unit tests.
+/// The exports exist only on `wasm32` targets. Elsewhere the macro only checks the
+/// functions' signatures: the component export symbols cannot be linked into a native
+/// `cdylib`, and native builds are for unit tests.
 #[macro_export]
 macro_rules! export_mapper {
     ($map:path) => {
+        $crate::export_mapper!($map, validate = $crate::no_validation);
+    };
+    ($map:path, validate = $validate:path) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
+            use $crate::bindings::exports::claimex::mapper::mapper as __wire;
             struct __ClaimexMapperExport;
-            impl $crate::bindings::exports::claimex::mapper::mapper::Guest for __ClaimexMapperExport {
+            impl __wire::Guest for __ClaimexMapperExport {
+                fn validate_config(config: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                    $crate::__export::validate_config(config, $map, $validate)
+                }
                 fn map(
-                    request: $crate::bindings::exports::claimex::mapper::mapper::Request,
-                ) -> $crate::bindings::exports::claimex::mapper::mapper::Decision {
-                    $crate::__run(request, $map)
+                    request: __wire::Request,
+                ) -> ::std::result::Result<__wire::Verdict, ::std::string::String> {
+                    $crate::__export::map(request, $map, $validate)
                 }
             }
             $crate::bindings::__export_claims_mapper!(__ClaimexMapperExport with_types_in $crate::bindings);
         };
         #[cfg(not(target_arch = "wasm32"))]
-        const _: fn(&$crate::Input) -> $crate::Decision = $map;
+        const _: () = {
+            #[allow(dead_code)]
+            fn __claimex_mapper_signatures() {
+                $crate::__signatures($map, $validate);
+            }
+        };
     };
 }
 
+#[doc(hidden)]
+pub fn __signatures<C: DeserializeOwned>(_map: MapFn<C>, _validate: ValidateFn<C>) {}
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn input() -> Input {
-        Input::new(
-            "github",
-            "https://token.actions.githubusercontent.com",
-            json!({"sub": "repo:a/b", "run_id": 42, "nested": {"deep": {"x": "y"}}, "a.b": "dotted"}),
-            Value::Null,
-        )
-    }
-
-    #[test]
-    fn reads_claims() {
-        let input = input();
-        assert_eq!(input.str_claim("sub"), Some("repo:a/b"));
-        assert_eq!(input.text_claim("run_id").as_deref(), Some("42"));
-        assert_eq!(input.str_claim("nested.deep.x"), Some("y"));
-        assert_eq!(input.str_claim("a.b"), Some("dotted"));
-        assert_eq!(input.claim("nested.missing"), None);
-    }
-
-    #[test]
-    fn builds_the_tags_claim() {
-        let out = Outbound::new()
-            .sub("x")
-            .tag("repository", "a/b")
-            .transitive_tag("ref", "refs/heads/main");
-        assert!(out.validate().is_ok());
-        let claims = out.into_claims();
-        assert_eq!(
-            claims[TAGS_CLAIM],
-            json!({"principal_tags": {"repository": ["a/b"], "ref": ["refs/heads/main"]},
-                   "transitive_tag_keys": ["ref"]})
-        );
-    }
-
-    #[test]
-    fn validate_names_the_bad_tag() {
-        let err = Outbound::new().tag("bad#key", "v").validate().unwrap_err();
-        assert!(err.to_string().contains("bad#key"));
-    }
-
-    #[test]
-    fn no_tags_no_claim() {
-        assert!(
-            !Outbound::new()
-                .sub("s")
-                .into_claims()
-                .contains_key(TAGS_CLAIM)
-        );
-    }
-}
+mod tests;

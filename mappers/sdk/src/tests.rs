@@ -1,0 +1,277 @@
+use super::*;
+use serde::Deserialize;
+
+fn input() -> Input {
+    Input::new(
+        "github",
+        "https://token.actions.githubusercontent.com",
+        json!({"sub": "repo:a/b", "run_id": 42, "nested": {"deep": {"x": "y"}}, "a.b": "dotted",
+               "nothing": null, "list": [1]}),
+    )
+}
+
+#[test]
+fn reads_claims() {
+    let input = input();
+    assert_eq!(input.str_claim("sub"), Some("repo:a/b"));
+    assert_eq!(input.text_claim("run_id").as_deref(), Some("42"));
+    assert_eq!(input.str_claim("nested.deep.x"), Some("y"));
+    assert_eq!(input.str_claim("a.b"), Some("dotted"));
+    assert_eq!(input.claim("nested.missing"), None);
+    assert_eq!(input.subject_kind, SubjectKind::Oidc);
+}
+
+#[test]
+fn required_claims_deny_with_a_code() {
+    let input = input();
+    assert_eq!(input.require_str("sub"), Ok("repo:a/b"));
+    assert_eq!(input.require_text("run_id").as_deref(), Ok("42"));
+    let deny = input.require_str("repository").unwrap_err();
+    assert_eq!(deny.code(), codes::MISSING_CLAIM);
+    assert_eq!(deny.reason(), "the credential has no repository claim");
+    assert_eq!(
+        input.require_str("nothing").unwrap_err().code(),
+        "missing_claim"
+    );
+    let deny = input.require_str("run_id").unwrap_err();
+    assert_eq!(deny.code(), codes::INVALID_CLAIM);
+    assert!(deny.reason().contains("not a string"), "{deny}");
+    assert_eq!(
+        input.require_text("list").unwrap_err().code(),
+        "invalid_claim"
+    );
+}
+
+#[test]
+fn checks_are_recorded_only_when_explaining() {
+    let quiet = input();
+    let mut called = false;
+    assert!(!quiet.check("a", false, || {
+        called = true;
+        "detail"
+    }));
+    assert!(
+        !called,
+        "the detail of a check is built only when explaining"
+    );
+    assert!(quiet.checks().is_empty());
+
+    let loud = input().explaining();
+    assert!(loud.explain());
+    assert!(loud.check("a", true, || "one"));
+    assert!(!loud.check("b", false, || format!("two {}", 2)));
+    assert_eq!(
+        loud.checks(),
+        vec![
+            Check {
+                name: "a".into(),
+                passed: true,
+                detail: "one".into()
+            },
+            Check {
+                name: "b".into(),
+                passed: false,
+                detail: "two 2".into()
+            },
+        ]
+    );
+}
+
+#[test]
+fn deny_codes() {
+    for good in ["a", "owner_not_allowed", "x9", &"a".repeat(64)] {
+        assert!(is_valid_code(good), "{good}");
+    }
+    for bad in ["", "Owner", "owner-not", "owner not", "é", &"a".repeat(65)] {
+        assert!(!is_valid_code(bad), "{bad}");
+    }
+    let deny = Deny::new("code", format!("reason {}", 1));
+    assert_eq!(deny.to_string(), "reason 1 (code)");
+}
+
+#[test]
+fn builds_the_tags_claim() {
+    let out = Outbound::new()
+        .sub("x")
+        .tag("repository", "a/b")
+        .transitive_tag("ref", "refs/heads/main");
+    assert!(out.validate().is_ok());
+    let claims = out.into_claims();
+    assert_eq!(
+        claims[TAGS_CLAIM],
+        json!({"principal_tags": {"repository": ["a/b"], "ref": ["refs/heads/main"]},
+               "transitive_tag_keys": ["ref"]})
+    );
+}
+
+#[test]
+fn validate_names_the_bad_tag_and_denies_with_a_code() {
+    let err = Outbound::new().tag("bad#key", "v").validate().unwrap_err();
+    assert!(err.to_string().contains("bad#key"));
+    let deny = Deny::from(err);
+    assert_eq!(deny.code(), codes::INVALID_SESSION_TAGS);
+    assert!(deny.reason().contains("bad#key"), "{deny}");
+}
+
+#[test]
+fn no_tags_no_claim() {
+    assert!(
+        !Outbound::new()
+            .sub("s")
+            .into_claims()
+            .contains_key(TAGS_CLAIM)
+    );
+}
+
+/// No `deny_unknown_fields`: the SDK refuses unknown members anyway.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+struct Lenient {
+    owners: Vec<String>,
+    nested: Nested,
+    maybe: Option<Nested>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+struct Nested {
+    depth: u32,
+}
+
+fn needs_owners(config: &Lenient) -> Result<(), String> {
+    if config.owners.is_empty() {
+        Err("set owners".into())
+    } else {
+        Ok(())
+    }
+}
+
+#[test]
+fn configs_are_read_strictly() {
+    let config: Lenient = load_config(
+        r#"{"owners": ["o"], "nested": {"depth": 2}}"#,
+        no_validation,
+    )
+    .unwrap();
+    assert_eq!(config.owners, ["o"]);
+    assert_eq!(config.nested.depth, 2);
+
+    let err = load_config::<Lenient>(r#"{"owner": ["o"]}"#, no_validation).unwrap_err();
+    assert_eq!(err, "unknown field `owner`");
+    let err = load_config::<Lenient>(
+        r#"{"nested": {"dpth": 1}, "maybe": {"x": 1}, "z": 0}"#,
+        no_validation,
+    )
+    .unwrap_err();
+    assert_eq!(err, "unknown fields `maybe.x`, `nested.dpth`, `z`");
+    // Type errors are serde's own, and come first.
+    let err = load_config::<Lenient>(r#"{"owners": "o", "z": 0}"#, no_validation).unwrap_err();
+    assert_eq!(
+        err, "invalid type: string \"o\", expected a sequence",
+        "{err}"
+    );
+    let err = load_config::<Lenient>("{", no_validation).unwrap_err();
+    assert!(err.starts_with("the configuration is not JSON"), "{err}");
+}
+
+#[test]
+fn an_unset_config_is_read_as_defaults_or_none() {
+    assert_eq!(
+        load_config::<Lenient>("null", no_validation).unwrap(),
+        Lenient::default()
+    );
+    assert_eq!(
+        load_config::<Option<Nested>>("null", no_validation).unwrap(),
+        None
+    );
+    assert_eq!(
+        load_config::<Value>("null", no_validation).unwrap(),
+        Value::Null
+    );
+    assert_eq!(
+        load_config::<Value>(r#"{"any": [1]}"#, no_validation).unwrap(),
+        json!({"any": [1]})
+    );
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Required {
+        rules: Vec<String>,
+    }
+    let err = load_config::<Required>("null", no_validation).unwrap_err();
+    assert_eq!(err, "missing field `rules`");
+}
+
+#[test]
+fn the_validation_hook_runs_after_reading() {
+    assert_eq!(
+        load_config::<Lenient>("null", needs_owners).unwrap_err(),
+        "set owners"
+    );
+    assert!(load_config::<Lenient>(r#"{"owners": ["o"]}"#, needs_owners).is_ok());
+}
+
+fn owner_mapper(input: &Input, config: &Lenient) -> Result<Outbound, Deny> {
+    let owner = input.require_str("owner")?;
+    let ok = config.owners.iter().any(|o| o == owner);
+    if !input.check("owner", ok, || format!("owner {owner}")) {
+        return Err(Deny::new(
+            "owner_not_allowed",
+            format!("{owner} is not allowed"),
+        ));
+    }
+    Ok(Outbound::new().sub(input.require_str("sub")?))
+}
+
+fn request(claims: Value, config: &str, explain: bool) -> Request {
+    Request {
+        subject_kind: SubjectKind::AwsIam,
+        issuer_id: "i".into(),
+        issuer_url: String::new(),
+        claims: claims.to_string(),
+        config: config.into(),
+        explain,
+    }
+}
+
+#[test]
+fn run_is_the_whole_call() {
+    let config = r#"{"owners": ["o"]}"#;
+    let verdict = run(
+        request(json!({"owner": "o", "sub": "s"}), config, false),
+        owner_mapper,
+        needs_owners,
+    )
+    .unwrap();
+    assert_eq!(verdict.decision, Decision::Allow(r#"{"sub":"s"}"#.into()));
+    assert!(verdict.checks.is_empty());
+
+    let verdict = run(
+        request(json!({"owner": "x"}), config, true),
+        owner_mapper,
+        needs_owners,
+    )
+    .unwrap();
+    assert_eq!(
+        verdict.decision,
+        Decision::Deny(Deny::new("owner_not_allowed", "x is not allowed"))
+    );
+    assert_eq!(verdict.checks.len(), 1);
+    assert!(!verdict.checks[0].passed);
+    assert_eq!(verdict.checks[0].detail, "owner x");
+
+    // Failures of the mapper, not refusals.
+    let err = run(
+        request(json!({"owner": "o"}), r#"{"owners": []}"#, false),
+        owner_mapper,
+        needs_owners,
+    )
+    .unwrap_err();
+    assert_eq!(err, "mapper configuration is invalid: set owners");
+    let mut bad = request(json!({}), config, false);
+    bad.claims = "[1]".into();
+    let err = run(bad, owner_mapper, needs_owners).unwrap_err();
+    assert!(err.starts_with("mapper could not read the claims"), "{err}");
+    let bad_code: MapFn<Lenient> = |_, _| Err(Deny::new("Not-A-Code", "no"));
+    let err = run(request(json!({}), config, false), bad_code, no_validation).unwrap_err();
+    assert!(err.contains("\"Not-A-Code\""), "{err}");
+}
