@@ -39,6 +39,12 @@ toolchain:
 emulator:
 	@python3 -c "import moto.server" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "moto[server]"
 
+## The benchmarks of BENCHMARKS.md: criterion (benches/exchange.rs), then the load program
+## (bench/, crate claimex-bench). Settings: BENCH_* variables, listed in bench/src/main.rs.
+bench: toolchain
+	bench/load.sh
+
+## Formatting and lints; clippy covers the default members: claimex, the test kit, the load program.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings

@@ -32,8 +32,9 @@ use claimex::subject::SubjectKind;
 use claimex::subject::jwt::{
     self as verify, IssuerKeys, JwtVerifier, KeySet, KeysError, OidcPolicy, VerifyPolicy,
 };
-use claimex::system::{RandomIds, SystemClock, unix_now as system_now};
-use claimex_testkit::GITHUB_CLAIMS;
+use claimex::system::{RandomIds, SystemClock};
+use claimex_testkit::issuer::{pad_claims, sign};
+use claimex_testkit::{GITHUB_CLAIMS, mappers, now};
 
 const AUD: &str = "https://claimex.bench";
 const ISS: &str = "https://token.actions.githubusercontent.com";
@@ -56,16 +57,9 @@ fn oidc_request<'a>(token: &'a str, issuer_id: Option<&'a str>) -> ExchangeReque
     }
 }
 
-/// Builds the mapper component of `package` (a no-op when up to date) and returns its path.
+/// The component of the mapper crate `package`, built first when needed.
 fn component(package: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    claimex_testkit::build_mapper_components(root, &[package])
-        .unwrap_or_else(|e| panic!("{e}"))
-        .remove(0)
-}
-
-fn github_mapper() -> PathBuf {
-    component("claimex-mapper-github")
+    mappers::build(&[package]).remove(0)
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -74,29 +68,23 @@ fn fixture(name: &str) -> PathBuf {
 
 /// GitHub claims padded with a filler claim to about `bytes` of JSON.
 fn claims(bytes: usize) -> Value {
-    let now = system_now();
+    let now = now();
     let mut claims: Value = serde_json::from_str(GITHUB_CLAIMS).unwrap();
     claims["iss"] = json!(ISS);
     claims["aud"] = json!(AUD);
     claims["iat"] = json!(now);
     claims["nbf"] = json!(now);
     claims["exp"] = json!(now + 3000);
-    let size = claims.to_string().len();
-    if bytes > size + 20 {
-        claims["x_filler"] = json!("f".repeat(bytes - size - 20));
-    }
+    pad_claims(&mut claims, bytes);
     claims
 }
 
 fn mint_inbound(key: &LocalKey, claims: &Value) -> String {
-    let header = json!({"alg": "RS256", "typ": "JWT", "kid": key.kid()});
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let sig = key.sign_now(input.as_bytes()).unwrap();
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    sign(
+        key,
+        json!({"alg": "RS256", "typ": "JWT", "kid": key.kid()}),
+        claims,
+    )
 }
 
 struct World {
@@ -118,7 +106,7 @@ impl World {
             inbound_key,
             keys,
             runtime: MapperRuntime::new(Limits::default(), None).unwrap(),
-            mapper_path: github_mapper(),
+            mapper_path: mappers::github().to_path_buf(),
             dir,
         }
     }
@@ -232,7 +220,7 @@ fn stages(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
         _ => unreachable!(),
     };
     let oidc = issuer.subject.oidc().unwrap();
-    let verified = verify::verify(seen.clone(), oidc, key, &policy, system_now()).unwrap();
+    let verified = verify::verify(seen.clone(), oidc, key, &policy, now()).unwrap();
     let request = MapRequest {
         subject_kind: issuer.kind(),
         issuer_id: &issuer.id,
@@ -253,7 +241,7 @@ fn stages(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
     g.bench_function("verify", |b| {
         b.iter(|| {
             // The clone (one ~1.5 KB string) is part of the figure: verify consumes its input.
-            verify::verify(black_box(seen.clone()), oidc, key, &policy, system_now()).unwrap()
+            verify::verify(black_box(seen.clone()), oidc, key, &policy, now()).unwrap()
         })
     });
     g.bench_function("mapper_call", |b| {

@@ -6,56 +6,25 @@
 //! components can be measured alongside: `cargo bench --bench mappers -- other.wasm`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use claimex::mapper::wasm::{Limits, MapperRuntime};
 use claimex::mapper::{ClaimsMapper, MapDecision, MapRequest};
 use claimex_testkit::GITHUB_CLAIMS;
+use claimex_testkit::mappers as components;
 
 const CALLS: usize = 200;
 const WARMUP: usize = 20;
 const CONFIG: &str = r#"{"allowed_owners":["octo-org"],"transitive_tag_keys":["repository"]}"#;
-const JS_SOURCES: &[&str] = &[
-    "mappers/js/github/mapper.js",
-    "mappers/js/github/build.sh",
-    "mappers/js/github/package-lock.json",
-    "mappers/js/deterministic.c",
-    "mappers/wit/mapper.wit",
-];
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-fn rust_mapper(root: &Path) -> PathBuf {
-    claimex_testkit::build_mapper_components(root, &["claimex-mapper-github"])
-        .unwrap_or_else(|e| panic!("{e}"))
-        .remove(0)
-}
-
-fn js_mapper(root: &Path) -> PathBuf {
-    let wasm = root.join("target/mappers/js/claimex_mapper_github_js.wasm");
-    let built = modified(&wasm);
-    if built.is_none() || JS_SOURCES.iter().any(|s| modified(&root.join(s)) > built) {
-        let status = Command::new("sh")
-            .arg(root.join("mappers/js/github/build.sh"))
-            .status()
-            .expect("cannot run mappers/js/github/build.sh (Node.js 18+ and npm needed)");
-        assert!(status.success(), "mappers/js/github/build.sh failed");
-    }
-    wasm
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut mappers = vec![
-        ("rust".to_owned(), rust_mapper(root)),
-        ("js".to_owned(), js_mapper(root)),
+        ("rust".to_owned(), components::github().to_path_buf()),
+        ("js".to_owned(), components::js_github().to_path_buf()),
     ];
     for arg in std::env::args().skip(1).filter(|a| a.ends_with(".wasm")) {
         let name = Path::new(&arg)

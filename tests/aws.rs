@@ -10,8 +10,6 @@
 //! cuts a loopback TCP proxy in front of the KMS emulator and restores it, because a
 //! restarted moto would have lost its keys.
 
-mod aws_support;
-
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -21,15 +19,17 @@ use aws_lc_rs::signature::{
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_ssm::types::ParameterType;
 use base64::Engine as _;
-use claimex_testkit::TestIssuer;
+use claimex_testkit::entries::ssm as issuer_entry;
+use claimex_testkit::jwks::{STS, header, verify};
+use claimex_testkit::moto::{
+    Link, Moto, PREFIX, Proxy, create_key, delete_parameter, kms, put_issuer, put_parameter, ssm,
+    ssm_kms,
+};
+use claimex_testkit::{TestIssuer, free_port, now, wait_for};
 use serde_json::{Value, json};
-
-use aws_support::*;
 
 /// The inbound audience the issuers' tokens carry.
 const AUD: &str = "https://claimex.test";
-/// The outbound audience (the registry's default).
-const STS: &str = "sts.amazonaws.com";
 /// The rotation parameter.
 const KEYS_PARAMETER: &str = "/claimex/signing-keys";
 /// Hard cap on any one test.
@@ -84,8 +84,7 @@ async fn end_to_end(spec: KeySpec, alg: &str) {
         ParameterType::SecureString,
     )
     .await;
-    let env = ServerEnv::ssm_kms(&moto.url(), &key);
-    let server = Server::start(&env).await;
+    let server = ssm_kms(&moto.url(), &key).spawn().await;
 
     let health = server.healthz().await;
     assert_eq!(health["status"], "ok", "{health}");
@@ -125,7 +124,7 @@ async fn end_to_end(spec: KeySpec, alg: &str) {
     }
 
     // The operator's view of the same key set.
-    let (ok, out, err) = server.cli(&env, &["keys", "jwks"]);
+    let (ok, out, err) = server.cli(&["keys", "jwks"]);
     assert!(ok, "claimex keys jwks failed: {err}");
     let printed: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(printed, jwks);
@@ -156,7 +155,7 @@ async fn registry_follows_ssm_changes_without_restart() {
             ParameterType::String,
         )
         .await;
-        let server = Server::start(&ServerEnv::ssm_kms(&moto.url(), &key)).await;
+        let server = ssm_kms(&moto.url(), &key).spawn().await;
         server.exchange_ok(&token_for(&alpha, AUD), None).await;
         let refused = server.exchange(&token_for(&beta, AUD), None).await;
         assert_eq!(refused.status, 401, "{refused:?}");
@@ -287,7 +286,7 @@ async fn bad_entries_are_skipped_and_named() {
         for (name, value, kind, _) in &bad {
             put_parameter(&ssm, name, value, kind.clone()).await;
         }
-        let server = Server::start(&ServerEnv::ssm_kms(&moto.url(), &key)).await;
+        let server = ssm_kms(&moto.url(), &key).spawn().await;
         let health = server.healthz().await;
         assert_eq!(health["status"], "ok", "{health}");
         assert_eq!(health["registry"]["issuers"], 1, "{health}");
@@ -335,11 +334,12 @@ async fn ssm_outage_keeps_serving_and_is_reported() {
         let issuer = TestIssuer::start().unwrap();
         let entry = issuer_entry(issuer.url(), AUD);
         put_issuer(&ssm_client, "github", &entry, ParameterType::SecureString).await;
-        let env = ServerEnv::ssm_kms("unused", &key)
-            .unset("CLAIMEX_AWS__ENDPOINT_URL")
-            .set("AWS_ENDPOINT_URL_SSM", &moto_ssm.url())
-            .set("AWS_ENDPOINT_URL_KMS", &moto_kms.url());
-        let server = Server::start(&env).await;
+        let server = ssm_kms("unused", &key)
+            .env_remove("CLAIMEX_AWS__ENDPOINT_URL")
+            .env("AWS_ENDPOINT_URL_SSM", moto_ssm.url())
+            .env("AWS_ENDPOINT_URL_KMS", moto_kms.url())
+            .spawn()
+            .await;
         server.exchange_ok(&token_for(&issuer, AUD), None).await;
 
         moto_ssm.stop();
@@ -409,11 +409,12 @@ async fn kms_outage_answers_503_and_recovers() {
         )
         .await;
         // SSM direct, KMS through the cuttable proxy.
-        let env = ServerEnv::ssm_kms("unused", &key)
-            .unset("CLAIMEX_AWS__ENDPOINT_URL")
-            .set("AWS_ENDPOINT_URL_SSM", &moto.url())
-            .set("AWS_ENDPOINT_URL_KMS", &proxy.url());
-        let mut server = Server::start(&env).await;
+        let mut server = ssm_kms("unused", &key)
+            .env_remove("CLAIMEX_AWS__ENDPOINT_URL")
+            .env("AWS_ENDPOINT_URL_SSM", moto.url())
+            .env("AWS_ENDPOINT_URL_KMS", proxy.url())
+            .spawn()
+            .await;
         server.exchange_ok(&token_for(&issuer, AUD), None).await;
 
         // Refused connections fail fast; a silent network only times out (the KMS client's
@@ -481,11 +482,12 @@ async fn rotation_with_overlap_through_the_keys_parameter() {
         )
         .await;
         // Starts from the configuration: the parameter does not exist yet.
-        let env = ServerEnv::ssm_kms(&moto.url(), &old)
-            .set("CLAIMEX_SIGNER__KMS_KEYS_PARAMETER", KEYS_PARAMETER);
-        let server = Server::start(&env).await;
+        let server = ssm_kms(&moto.url(), &old)
+            .env("CLAIMEX_SIGNER__KMS_KEYS_PARAMETER", KEYS_PARAMETER)
+            .spawn()
+            .await;
 
-        let (ok, out, err) = server.cli(&env, &["keys", "show"]);
+        let (ok, out, err) = server.cli(&["keys", "show"]);
         assert!(ok, "{err}");
         let state = report(&out);
         assert_eq!(state["current"]["key"], old.as_str(), "{state}");
@@ -496,7 +498,7 @@ async fn rotation_with_overlap_through_the_keys_parameter() {
         assert_eq!(header(&before)["kid"], old_kid.as_str());
 
         // Stage: the pending key is published before it signs.
-        let (ok, out, err) = server.cli(&env, &["keys", "stage", &new]);
+        let (ok, out, err) = server.cli(&["keys", "stage", &new]);
         assert!(ok, "{err}");
         let state = report(&out);
         assert_eq!(state["current"]["key"], old.as_str(), "{state}");
@@ -523,14 +525,14 @@ async fn rotation_with_overlap_through_the_keys_parameter() {
         );
 
         // The current key cannot be retired; an unstaged key cannot be promoted.
-        let (ok, _, err) = server.cli(&env, &["keys", "retire", &old]);
+        let (ok, _, err) = server.cli(&["keys", "retire", &old]);
         assert!(!ok && err.contains("current key"), "{err}");
         let stray = create_key(&kms, KeySpec::Rsa2048).await;
-        let (ok, _, err) = server.cli(&env, &["keys", "promote", &stray]);
+        let (ok, _, err) = server.cli(&["keys", "promote", &stray]);
         assert!(!ok && err.contains("not published yet"), "{err}");
 
         // Promote: the new key signs, the old one stays published.
-        let (ok, out, err) = server.cli(&env, &["keys", "promote", &new]);
+        let (ok, out, err) = server.cli(&["keys", "promote", &new]);
         assert!(ok, "{err}");
         let state = report(&out);
         assert_eq!(state["current"]["key"], new.as_str(), "{state}");
@@ -548,7 +550,7 @@ async fn rotation_with_overlap_through_the_keys_parameter() {
 
         // Retire the old key, named by its bare key id this time.
         let bare_id = old.rsplit('/').next().unwrap();
-        let (ok, out, err) = server.cli(&env, &["keys", "retire", bare_id]);
+        let (ok, out, err) = server.cli(&["keys", "retire", bare_id]);
         assert!(ok, "{err}");
         let state = report(&out);
         assert_eq!(state["published"], json!([]), "{state}");
@@ -592,7 +594,8 @@ async fn start_up_fails_clearly_when_aws_is_unusable() {
     bounded(async {
         // Nothing listens there: the first registry load fails, and so does start-up.
         let nowhere = format!("http://127.0.0.1:{}", free_port());
-        let log = Server::try_start(&ServerEnv::ssm_kms(&nowhere, "alias/none"))
+        let log = ssm_kms(&nowhere, "alias/none")
+            .try_spawn()
             .await
             .err()
             .expect("claimex started without a registry");
@@ -617,7 +620,8 @@ async fn start_up_fails_clearly_when_aws_is_unusable() {
             .await
             .unwrap();
         let arn = encrypting.key_metadata().unwrap().arn().unwrap().to_owned();
-        let log = Server::try_start(&ServerEnv::ssm_kms(&moto.url(), &arn))
+        let log = ssm_kms(&moto.url(), &arn)
+            .try_spawn()
             .await
             .err()
             .expect("claimex started with an encryption key");
@@ -632,9 +636,9 @@ async fn start_up_fails_clearly_when_aws_is_unusable() {
             ParameterType::String,
         )
         .await;
-        let env = ServerEnv::ssm_kms(&moto.url(), &key)
-            .set("CLAIMEX_SIGNER__KMS_KEYS_PARAMETER", KEYS_PARAMETER);
-        let log = Server::try_start(&env)
+        let log = ssm_kms(&moto.url(), &key)
+            .env("CLAIMEX_SIGNER__KMS_KEYS_PARAMETER", KEYS_PARAMETER)
+            .try_spawn()
             .await
             .err()
             .expect("claimex started with a broken keys parameter");

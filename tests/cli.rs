@@ -1,20 +1,15 @@
 //! The `claimex` command as a user runs it: `mapper check`, `mapper test`, `demo`, and
 //! start-up errors of `serve`.
 
-mod common;
-
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::mapper;
+use claimex_testkit::mappers::path as mapper;
+use claimex_testkit::server::Claimex;
+use claimex_testkit::{TestIssuer, cli, client, entries, now};
 
 fn claimex(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_claimex"))
-        .args(args)
-        .env_remove("CLAIMEX_CONFIG")
-        .env("CLAIMEX_LOG", "off")
-        .output()
-        .expect("cannot run claimex")
+    cli::run(args, [("CLAIMEX_LOG", "off")])
 }
 
 fn text(output: &Output) -> String {
@@ -287,13 +282,13 @@ fn mapper_test_exits_non_zero_on_deny_and_on_errors() {
 
 #[test]
 fn serve_refuses_a_bad_configuration_naming_the_key() {
-    let out = Command::new(env!("CARGO_BIN_EXE_claimex"))
-        .args(["serve"])
-        .env_remove("CLAIMEX_CONFIG")
-        .env("CLAIMEX_PUBLIC_URL", "https://claimex.example.com")
-        .env("CLAIMEX_MAPPER__DEADLINE_MS", "0")
-        .output()
-        .unwrap();
+    let out = cli::run(
+        &["serve"],
+        [
+            ("CLAIMEX_PUBLIC_URL", "https://claimex.example.com"),
+            ("CLAIMEX_MAPPER__DEADLINE_MS", "0"),
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("mapper.deadline_ms"), "{}", text(&out));
 }
@@ -317,73 +312,27 @@ async fn the_demo_exchanges_verifies_and_shows_a_refusal() {
 /// `claimex serve` as operators run it: a denial's code reaches the JSON audit line on stderr.
 #[tokio::test]
 async fn serve_writes_the_deny_code_in_the_audit_line() {
-    use std::io::Read as _;
-    use std::process::Stdio;
-
-    let issuer = claimex_testkit::TestIssuer::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    std::fs::write(
-        dir.path().join("issuers.toml"),
-        format!(
-            "[issuers.github]\nissuer = {:?}\naudiences = [\"claimex\"]\nmapper = \"claimex_mapper_github.wasm\"\nmapper_config = {{ allowed_owners = [\"someone-else\"] }}\n",
-            issuer.url()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("claimex.toml"),
-        format!(
-            "public_url = {url:?}\nlisten = \"127.0.0.1:{port}\"\nallow_http_loopback = true\nworkers = 1\n[mapper]\ndir = {:?}\n",
-            common::mappers().display().to_string()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_claimex"))
-        .args(["serve", "--config"])
-        .arg(dir.path().join("claimex.toml"))
-        .env_remove("CLAIMEX_CONFIG")
-        .env("CLAIMEX_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+    let issuer = TestIssuer::start().unwrap();
+    let server = Claimex::new()
+        .issuers(&entries::file(
+            "github",
+            issuer.url(),
+            "claimex",
+            "claimex-mapper-github",
+            r#"{ allowed_owners = ["someone-else"] }"#,
+        ))
+        .workers(1)
+        .cache_dir(None)
         .spawn()
-        .unwrap();
-    let mut ready = false;
-    for _ in 0..600 {
-        if let Ok(r) = common::http().get(format!("{url}/healthz")).send().await
-            && r.status() == 200
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let answer = if ready {
-        let token = issuer.mint(&issuer.github_claims("claimex", common::now()));
-        Some(common::exchange(&url, "?issuerId=github", token).await)
-    } else {
-        None
-    };
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let answer = answer.unwrap_or_else(|| panic!("claimex serve did not start:\n{stderr}"));
+        .await;
+    let token = issuer.mint(&issuer.github_claims("claimex", now()));
+    let answer = client::exchange(&server.url, "?issuerId=github", token).await;
+    let log = server.stop();
     answer.assert_error(403, "access_denied");
-    let line = stderr
+    let line = log
         .lines()
         .find(|l| l.contains("\"target\":\"claimex::audit\""))
-        .unwrap_or_else(|| panic!("no audit line:\n{stderr}"));
+        .unwrap_or_else(|| panic!("no audit line:\n{log}"));
     let audit: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(audit["decision"], "deny", "{line}");
     assert_eq!(audit["deny_code"], "owner_not_allowed", "{line}");

@@ -1,22 +1,28 @@
 //! End-to-end exchanges on loopback: a real issuer serving discovery and JWKS over HTTP,
 //! real mapper components built from `mappers/`, claimex serving over HTTP.
 
-mod common;
-
 use std::time::Duration;
 
-use claimex_testkit::TestIssuer;
-use common::{Claimex, FAST, exchange, issuer_entry, now, verify_with_jwks};
+use claimex_testkit::client::{exchange, http};
+use claimex_testkit::entries::file as issuer_entry;
+use claimex_testkit::jwks;
+use claimex_testkit::server::{Claimex, FAST, InProcess};
+use claimex_testkit::{TestIssuer, hostile, now};
 use serde_json::{Value, json};
 
 const AUD: &str = "https://claimex.test";
 const GITHUB_CONFIG: &str =
     r#"{ allowed_owner_ids = ["65"], transitive_tag_keys = ["repository"] }"#;
 
+/// claimex in this process with this issuers file and these settings.
+fn start_claimex(issuers: &str, settings: &str) -> InProcess {
+    Claimex::new().issuers(issuers).settings(settings).start()
+}
+
 /// An issuer and a claimex that trusts it with the GitHub mapper under id `github`.
-fn github_setup() -> (TestIssuer, Claimex) {
+fn github_setup() -> (TestIssuer, InProcess) {
     let issuer = TestIssuer::start().unwrap();
-    let claimex = Claimex::start(
+    let claimex = start_claimex(
         &issuer_entry(
             "github",
             issuer.url(),
@@ -30,13 +36,13 @@ fn github_setup() -> (TestIssuer, Claimex) {
 }
 
 /// An issuer and a claimex whose issuer `fx` runs the fixture mapper `fixture`.
-fn fixture_setup(fixture: &str) -> (TestIssuer, Claimex) {
+fn fixture_setup(fixture: &str) -> (TestIssuer, InProcess) {
     fixture_setup_with(fixture, FAST)
 }
 
-fn fixture_setup_with(fixture: &str, config: &str) -> (TestIssuer, Claimex) {
+fn fixture_setup_with(fixture: &str, config: &str) -> (TestIssuer, InProcess) {
     let issuer = TestIssuer::start().unwrap();
-    let claimex = Claimex::start(
+    let claimex = start_claimex(
         &issuer_entry(
             "fx",
             issuer.url(),
@@ -58,7 +64,7 @@ async fn github_token_is_exchanged_and_verifies_against_claimex_jwks() {
     let (issuer, claimex) = github_setup();
     let answer = exchange(&claimex.url, "?issuerId=github", github_token(&issuer)).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    let claims = verify_with_jwks(&claimex.url, &answer.body).await;
+    let claims = jwks::verify_at(&claimex.url, &answer.body).await;
     assert_eq!(claims["iss"], claimex.url);
     assert_eq!(claims["aud"], "sts.amazonaws.com");
     assert_eq!(claims["sub"], "repo:octo-org/octo-repo:environment:prod");
@@ -98,7 +104,7 @@ async fn gitlab_shaped_tokens_reach_the_mapper_verified_and_intact() {
     let claims = issuer.gitlab_claims(AUD, now());
     let answer = exchange(&claimex.url, "?issuerId=fx", issuer.mint(&claims)).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    let out = verify_with_jwks(&claimex.url, &answer.body).await;
+    let out = jwks::verify_at(&claimex.url, &answer.body).await;
     let seen = &out["seen"];
     assert_eq!(seen["subject_kind"], "oidc");
     assert_eq!(seen["config"], json!({}));
@@ -111,7 +117,7 @@ async fn gitlab_shaped_tokens_reach_the_mapper_verified_and_intact() {
 #[tokio::test]
 async fn json_body_and_json_answer() {
     let (issuer, claimex) = github_setup();
-    let response = common::http()
+    let response = http()
         .post(format!("{}/exchange?issuerId=github", claimex.url))
         .header("content-type", "application/json")
         .header("accept", "application/json")
@@ -122,14 +128,14 @@ async fn json_body_and_json_answer() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let body: Value = response.json().await.unwrap();
-    let claims = verify_with_jwks(&claimex.url, body["token"].as_str().unwrap()).await;
+    let claims = jwks::verify_at(&claimex.url, body["token"].as_str().unwrap()).await;
     assert_eq!(body["expires_at"], claims["exp"]);
 }
 
 #[tokio::test]
 async fn raw_token_answer_is_application_jwt() {
     let (issuer, claimex) = github_setup();
-    let response = common::http()
+    let response = http()
         .post(format!("{}/exchange?issuerId=github", claimex.url))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("{}\n", github_token(&issuer)))
@@ -214,28 +220,22 @@ async fn verification_refusals() {
         ),
         (
             "alg none",
-            issuer.mint_alg_none(&issuer.github_claims(AUD, t)),
+            hostile::alg_none(&issuer.github_claims(AUD, t)),
             "none",
         ),
         (
             "HS256 keyed with the public key",
-            issuer.mint_hs256_with_public_key(&issuer.github_claims(AUD, t)),
+            hostile::hs256_keyed_with_public_key(&issuer, &issuer.github_claims(AUD, t)),
             "HS256",
         ),
         (
             "critical header extension",
-            issuer.mint_with_header(
-                json!({"alg": "RS256", "kid": issuer.kid(), "crit": ["exp"], "exp": 1}),
-                &issuer.github_claims(AUD, t),
-            ),
+            hostile::crit_header(&issuer, &issuer.github_claims(AUD, t)),
             "crit",
         ),
         (
             "RS384 not on the allow-list",
-            issuer.mint_with_header(
-                json!({"alg": "RS384", "kid": issuer.kid()}),
-                &issuer.github_claims(AUD, t),
-            ),
+            hostile::mislabelled_alg(&issuer, "RS384", &issuer.github_claims(AUD, t)),
             "RS384",
         ),
     ];
@@ -253,11 +253,7 @@ async fn verification_refusals() {
 #[tokio::test]
 async fn foreign_key_with_the_issuers_kid_is_refused() {
     let (issuer, claimex) = github_setup();
-    let foreign = TestIssuer::start().unwrap();
-    let token = foreign.mint_with_header(
-        json!({"alg": "RS256", "kid": issuer.kid()}),
-        &issuer.github_claims(AUD, now()),
-    );
+    let token = hostile::foreign_key_with_kid(&issuer.kid(), &issuer.github_claims(AUD, now()));
     let description = exchange(&claimex.url, "?issuerId=github", token)
         .await
         .assert_error(401, "invalid_grant");
@@ -334,7 +330,7 @@ async fn an_issuer_down_from_the_start_is_temporarily_unavailable() {
         "{} attempts",
         issuer.discovery_requests() - before
     );
-    let response = common::http()
+    let response = http()
         .post(format!("{}/exchange?issuerId=github", claimex.url))
         .body(github_token(&issuer))
         .send()
@@ -386,7 +382,7 @@ async fn malformed_requests() {
     .await
     .assert_error(400, "invalid_request");
     assert!(d.contains("URL"));
-    let response = common::http()
+    let response = http()
         .post(format!("{}/exchange{q}", claimex.url))
         .header("content-type", "application/json")
         .body("{\"tok\": 1}")
@@ -394,7 +390,7 @@ async fn malformed_requests() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    let response = common::http()
+    let response = http()
         .get(format!("{}/exchange", claimex.url))
         .send()
         .await
@@ -402,7 +398,7 @@ async fn malformed_requests() {
     assert_eq!(response.status(), 405);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request");
-    let response = common::http()
+    let response = http()
         .get(format!("{}/nope", claimex.url))
         .send()
         .await
@@ -451,7 +447,7 @@ async fn assert_mapper_failure_with(fixture: &str, needle: &str, config: &str) {
     exchange(&claimex.url, "?issuerId=fx", token)
         .await
         .assert_error(500, "server_error");
-    let health = common::http()
+    let health = http()
         .get(format!("{}/healthz", claimex.url))
         .send()
         .await
@@ -470,9 +466,9 @@ async fn a_mapper_error_is_a_server_error_whose_message_is_not_sent_to_the_calle
 }
 
 /// A claimex whose issuer `fx` runs the `error` fixture with `mapper_config` `config`.
-fn error_fixture(config: &str) -> (TestIssuer, Claimex) {
+fn error_fixture(config: &str) -> (TestIssuer, InProcess) {
     let issuer = TestIssuer::start().unwrap();
-    let claimex = Claimex::start(
+    let claimex = start_claimex(
         &issuer_entry("fx", issuer.url(), AUD, "claimex-fixture-error", config),
         FAST,
     );
@@ -567,7 +563,7 @@ async fn a_loop_does_not_block_other_issuers() {
         ),
         issuer_entry("spin", issuer.url(), AUD, "claimex-fixture-spin", "{}")
     );
-    let claimex = Claimex::start(&issuers, FAST);
+    let claimex = start_claimex(&issuers, FAST);
     let token = github_token(&issuer);
     let (spin, good) = tokio::join!(
         exchange(&claimex.url, "?issuerId=spin", token.clone()),
@@ -585,7 +581,7 @@ async fn a_loop_does_not_block_other_issuers() {
 #[tokio::test]
 async fn discovery_and_jwks_describe_claimex_as_an_oidc_provider() {
     let (_issuer, claimex) = github_setup();
-    let response = common::http()
+    let response = http()
         .get(format!("{}/.well-known/openid-configuration", claimex.url))
         .send()
         .await
@@ -614,14 +610,7 @@ async fn discovery_and_jwks_describe_claimex_as_an_oidc_provider() {
             .unwrap()
             .contains(&json!("https://aws.amazon.com/tags"))
     );
-    let jwks: Value = common::http()
-        .get(format!("{}/.well-known/jwks.json", claimex.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = jwks::fetch(&claimex.url).await;
     let key = &jwks["keys"][0];
     assert_eq!(key["kty"], "RSA");
     assert_eq!(key["use"], "sig");
@@ -705,8 +694,8 @@ async fn invalid_entries_are_skipped_and_reported() {
         "claimex-fixture-error",
         r#"{ validate = "trap" }"#,
     ));
-    let claimex = Claimex::start(&issuers, FAST);
-    let health: Value = common::http()
+    let claimex = start_claimex(&issuers, FAST);
+    let health: Value = http()
         .get(format!("{}/healthz", claimex.url))
         .send()
         .await
@@ -800,7 +789,7 @@ async fn registry_file_changes_take_effect_without_a_restart() {
     // A broken file keeps the last good registry.
     claimex.write_issuers("this is not toml [");
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let health: Value = common::http()
+    let health: Value = http()
         .get(format!("{}/healthz", claimex.url))
         .send()
         .await
@@ -814,7 +803,9 @@ async fn registry_file_changes_take_effect_without_a_restart() {
 
 #[tokio::test]
 async fn start_up_fails_clearly_without_a_registry() {
-    let err = Claimex::try_start("[issuers.x", "")
+    let err = Claimex::new()
+        .issuers("[issuers.x")
+        .try_start()
         .err()
         .unwrap()
         .to_string();

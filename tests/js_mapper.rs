@@ -8,97 +8,17 @@
 //! its sources (Node.js 18+ and npm needed); the Rust mapper by cargo, as the other
 //! integration tests build it.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
 
 use claimex::mapper::wasm::{Limits, MapperRuntime, WasmMapper};
 use claimex::mapper::{Check, ClaimsMapper, ConfigError, MapDecision, MapRequest, MapperError};
 use claimex::subject::SubjectKind;
 use claimex_testkit::GITHUB_CLAIMS;
+use claimex_testkit::mappers as components;
 use serde_json::{Value, json};
 
 const ISSUER_URL: &str = "https://token.actions.githubusercontent.com";
-const JS_WASM: &str = "target/mappers/js/claimex_mapper_github_js.wasm";
-const RUST_WASM: &str = "target/mappers/wasm32-wasip2/mapper/claimex_mapper_github.wasm";
-/// What the JavaScript component is built from.
-const JS_SOURCES: &[&str] = &[
-    "mappers/js/github/mapper.js",
-    "mappers/js/github/build.sh",
-    "mappers/js/github/package-lock.json",
-    "mappers/js/deterministic.c",
-    "mappers/wit/mapper.wit",
-];
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-/// Builds the JavaScript component once per test binary when it is missing or stale.
-fn js_wasm() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let wasm = root().join(JS_WASM);
-        let built = modified(&wasm);
-        let stale = built.is_none()
-            || JS_SOURCES
-                .iter()
-                .any(|source| modified(&root().join(source)) > built);
-        if stale {
-            for tool in ["node", "npm"] {
-                let found = Command::new(tool)
-                    .arg("--version")
-                    .output()
-                    .is_ok_and(|o| o.status.success());
-                assert!(
-                    found,
-                    "`{tool}` was not found: the JavaScript mapper test builds \
-                     mappers/js/github with Node.js 18+ and npm; install them, or build \
-                     {JS_WASM} elsewhere and copy it here"
-                );
-            }
-            let output = Command::new("sh")
-                .arg(root().join("mappers/js/github/build.sh"))
-                .current_dir(root())
-                .output()
-                .expect("cannot run sh mappers/js/github/build.sh");
-            assert!(
-                output.status.success(),
-                "mappers/js/github/build.sh failed ({}):\n{}\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        wasm
-    })
-}
-
-/// Builds the Rust GitHub mapper (a no-op when it is up to date).
-fn rust_wasm() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(root())
-            .args(["build", "--quiet", "--target", "wasm32-wasip2"])
-            .args(["--profile", "mapper", "-p", "claimex-mapper-github"])
-            .arg("--target-dir")
-            .arg(root().join("target/mappers"))
-            .status()
-            .expect("cannot run cargo to build the GitHub mapper");
-        assert!(
-            status.success(),
-            "building the GitHub mapper failed; is the target installed? `rustup target add wasm32-wasip2`"
-        );
-        root().join(RUST_WASM)
-    })
-}
 
 struct Mappers {
     js: Arc<WasmMapper>,
@@ -117,8 +37,8 @@ fn mappers() -> &'static Mappers {
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         };
         Mappers {
-            js: load(js_wasm()),
-            rust: load(rust_wasm()),
+            js: load(components::js_github()),
+            rust: load(components::github()),
         }
     })
 }
@@ -223,7 +143,7 @@ fn claims_with(name: &str, value: Option<&str>) -> String {
 
 #[test]
 fn the_component_imports_nothing() {
-    let bytes = std::fs::read(js_wasm()).unwrap();
+    let bytes = std::fs::read(components::js_github()).unwrap();
     assert_eq!(&bytes[..8], b"\0asm\x0d\0\x01\0", "not a component");
     // Top-level sections of the component binary: id 10 is the import section.
     let mut at = 8;

@@ -8,14 +8,12 @@
 //! address, mapper directory layout). Every key the template sets is checked to be a real
 //! configuration key.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use claimex_testkit::TestIssuer;
+use claimex_testkit::{TestIssuer, client, free_port, jwks, mappers, now, wait_for};
 
 const TEMPLATE: &str = include_str!("../deploy/lambda/template.yaml");
 const AUD: &str = "https://claimex.lambda.test";
@@ -113,7 +111,7 @@ fn bootstrap_starts_the_server_the_adapter_can_reach() {
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_claimex"), root.join("claimex")).unwrap();
     std::fs::create_dir(root.join("mappers")).unwrap();
     std::fs::copy(
-        common::mapper("claimex-mapper-github"),
+        mappers::path("claimex-mapper-github"),
         root.join("mappers/github.wasm"),
     )
     .unwrap();
@@ -127,11 +125,7 @@ fn bootstrap_starts_the_server_the_adapter_can_reach() {
     .unwrap();
 
     // The adapter's port, moved to a free one so parallel runs cannot collide.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut command = Command::new("sh");
     command
         .arg(root.join("bootstrap"))
@@ -166,23 +160,19 @@ fn bootstrap_starts_the_server_the_adapter_can_reach() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let http = common::http();
-        let started = Instant::now();
-        loop {
-            let ready = http.get(format!("{public_url}{readiness}")).send().await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the readiness check never passed"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let token = issuer.mint(&issuer.github_claims(AUD, common::now()));
-        let answer = common::exchange(&public_url, "?issuerId=github", token).await;
+        wait_for(
+            "the readiness check to pass",
+            Duration::from_secs(30),
+            || async {
+                let ready = client::get(&public_url, &readiness).await;
+                ready.is_ok_and(|r| r.status == 200).then_some(())
+            },
+        )
+        .await;
+        let token = issuer.mint(&issuer.github_claims(AUD, now()));
+        let answer = client::exchange(&public_url, "?issuerId=github", token).await;
         assert_eq!(answer.status, 200, "{}", answer.body);
-        let claims = common::verify_with_jwks(&public_url, &answer.body).await;
+        let claims = jwks::verify_at(&public_url, &answer.body).await;
         assert_eq!(
             claims["https://aws.amazon.com/tags"]["principal_tags"]["repository"][0],
             "octo-org/octo-repo"

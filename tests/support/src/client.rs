@@ -1,0 +1,86 @@
+//! The caller's side of claimex's HTTP API: one client, one answer type.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// An HTTP client for loopback: 30 s timeout, no proxy from the environment.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build the HTTP client: {e}"))
+}
+
+/// An HTTP answer: status, `Retry-After`, body as text.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// `Retry-After`, when present.
+    pub retry_after: Option<String>,
+    /// The body as text.
+    pub body: String,
+}
+
+impl Answer {
+    /// Reads a response.
+    pub async fn read(response: reqwest::Response) -> Result<Answer, reqwest::Error> {
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.text().await?;
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    /// The body as JSON; panics when it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON (status {}): {}", self.status, self.body))
+    }
+
+    /// Asserts an RFC 6749 error with this status and code and a non-empty description;
+    /// returns the description.
+    pub fn assert_error(&self, status: u16, code: &str) -> String {
+        assert_eq!(self.status, status, "unexpected answer: {}", self.body);
+        let json = self.json();
+        assert_eq!(json["error"], code, "{}", self.body);
+        let description = json["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            !description.is_empty(),
+            "no error_description: {}",
+            self.body
+        );
+        description
+    }
+}
+
+/// `GET base + path`.
+pub async fn get(base: &str, path: &str) -> Result<Answer, reqwest::Error> {
+    Answer::read(http().get(format!("{base}{path}")).send().await?).await
+}
+
+/// `POST base/exchange + query` (e.g. `?issuerId=github`) with `body` as it is; panics when
+/// the request cannot be made.
+pub async fn exchange(base: &str, query: &str, body: impl Into<reqwest::Body>) -> Answer {
+    let response = http()
+        .post(format!("{base}/exchange{query}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the exchange request failed: {e}"));
+    Answer::read(response)
+        .await
+        .unwrap_or_else(|e| panic!("the exchange answer could not be read: {e}"))
+}
