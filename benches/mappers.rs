@@ -18,8 +18,9 @@ const WARMUP: usize = 20;
 const CONFIG: &str = r#"{"allowed_owners":["octo-org"],"transitive_tag_keys":["repository"]}"#;
 const JS_SOURCES: &[&str] = &[
     "mappers/js/github/mapper.js",
-    "mappers/js/github/build.sh",
-    "mappers/js/github/package-lock.json",
+    "mappers/js/claimex.js",
+    "mappers/js/build.sh",
+    "mappers/js/package-lock.json",
     "mappers/js/deterministic.c",
     "mappers/wit/mapper.wit",
 ];
@@ -39,10 +40,12 @@ fn js_mapper(root: &Path) -> PathBuf {
     let built = modified(&wasm);
     if built.is_none() || JS_SOURCES.iter().any(|s| modified(&root.join(s)) > built) {
         let status = Command::new("sh")
-            .arg(root.join("mappers/js/github/build.sh"))
+            .arg(root.join("mappers/js/build.sh"))
+            .arg(root.join("mappers/js/github/mapper.js"))
+            .arg(&wasm)
             .status()
-            .expect("cannot run mappers/js/github/build.sh (Node.js 18+ and npm needed)");
-        assert!(status.success(), "mappers/js/github/build.sh failed");
+            .expect("cannot run mappers/js/build.sh (Node.js 18+ and npm needed)");
+        assert!(status.success(), "mappers/js/build.sh failed");
     }
     wasm
 }

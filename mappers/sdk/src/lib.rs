@@ -64,7 +64,9 @@ pub mod bindings {
 }
 
 mod glob;
+#[allow(deprecated)]
 pub use glob::glob_match;
+pub use glob::{GlobError, MAX_PATTERN_CHARS, PathGlob, PathGlobs, wildcard_match};
 
 /// The contract version this SDK builds components for.
 pub const CONTRACT: &str = "claimex:mapper/mapper@0.2.0";
