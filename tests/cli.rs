@@ -396,3 +396,64 @@ async fn serve_writes_the_deny_code_in_the_audit_line() {
         "{line}"
     );
 }
+
+#[test]
+fn issuers_check_reads_a_file_as_the_registry_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("issuers.toml");
+    let entry = |id: &str, config: &str| {
+        format!(
+            "[issuers.{id}]\nissuer = \"https://token.actions.githubusercontent.com\"\n\
+             audiences = [\"https://claimex.example.com\"]\n\
+             mapper = \"claimex_mapper_github.wasm\"\nmapper_config = {config}\n"
+        )
+    };
+    let mut issuers = entry("github", r#"{ allowed_owner_ids = ["65"] }"#);
+    issuers += &entry("typo", r#"{ allowed_owner_id = ["65"] }"#);
+    issuers += &entry(
+        "badglob",
+        r#"{ allowed_owners = ["o"], allowed_refs = ["refs/*/[x"] }"#,
+    );
+    issuers += "[issuers.fieldtypo]\nissuer = \"https://x.example\"\naudience = [\"a\"]\nmapper = \"m.wasm\"\n";
+    std::fs::write(&file, issuers).unwrap();
+    let mapper_dir = mapper("claimex-mapper-github").parent().unwrap().to_owned();
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "issuers",
+            "check",
+            path(&file),
+            "--mapper-dir",
+            path(&mapper_dir),
+        ];
+        args.extend_from_slice(extra);
+        claimex(&args)
+    };
+
+    let out = check(&[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("ok    github: mapper sha256 "), "{t}");
+    assert!(
+        t.contains("FAIL  typo (")
+            && t.contains("the mapper refused mapper_config: unknown field `allowed_owner_id`"),
+        "{t}"
+    );
+    assert!(
+        t.contains("glob \"refs/*/[x\": [ without a closing ]"),
+        "{t}"
+    );
+    assert!(t.contains("unknown field `audience`"), "{t}");
+    assert!(t.contains("3 of 4 entries would be skipped"), "{t}");
+
+    let out = check(&["--entry", "github"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("every entry would load"));
+
+    let out = check(&["--entry", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("has no entry \"nope\""),
+        "{}",
+        text(&out)
+    );
+}

@@ -3,9 +3,12 @@
 //! - `serve`: build the app from the configuration and run the HTTP server ([`crate::app`]);
 //! - `demo`: the whole exchange on loopback ([`demo`]);
 //! - `keys`: the published keys and the KMS rotation steps ([`keys`]);
-//! - `mapper check|test`: a mapper module checked and run as the server would ([`mapper`]).
+//! - `mapper check|test|new`: a mapper module checked and run as the server would, or a new
+//!   mapper crate written ([`mapper`], [`scaffold`]);
+//! - `issuers check`: issuer entries checked offline as the registry loads them ([`issuers`]).
 
 pub mod demo;
+pub mod issuers;
 pub mod keys;
 pub mod mapper;
 
@@ -54,6 +57,32 @@ enum Command {
     Mapper {
         #[command(subcommand)]
         command: MapperCommand,
+    },
+    /// Check issuer entries offline.
+    Issuers {
+        #[command(subcommand)]
+        command: IssuersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IssuersCommand {
+    /// Load every entry as a server would (its fields, its mapper, the mapper's check of
+    /// mapper_config) and say which would load and why the others would be skipped.
+    Check {
+        /// The issuers file (TOML or JSON, read as the registry reads it). Without it, the
+        /// registry of --config (its file, or SSM).
+        file: Option<PathBuf>,
+        /// Only these entries (issuer ids).
+        #[arg(long = "entry", value_name = "ID")]
+        ids: Vec<String>,
+        /// The server's configuration: its mapper directory, limits and registry.
+        #[arg(long, env = CONFIG_ENV)]
+        config: Option<PathBuf>,
+        /// Where relative mapper paths start (default: the configuration's mapper.dir, or
+        /// the issuers file's directory).
+        #[arg(long)]
+        mapper_dir: Option<PathBuf>,
     },
 }
 
@@ -179,6 +208,25 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { command } => keys::run(command).await,
+        Command::Issuers {
+            command:
+                IssuersCommand::Check {
+                    file,
+                    ids,
+                    config,
+                    mapper_dir,
+                },
+        } => {
+            let outcome = issuers::check(&issuers::CheckInput {
+                file: file.as_deref(),
+                config: config.as_deref(),
+                mapper_dir: mapper_dir.as_deref(),
+                ids: &ids,
+            })
+            .await?;
+            print!("{}", outcome.text);
+            Ok(outcome.code)
+        }
         Command::Mapper {
             command: MapperCommand::Check { mapper },
         } => mapper::check(&mapper),
