@@ -116,7 +116,25 @@ fn mapper_test_prints_what_would_be_signed() {
     assert!(t.contains("tags:     valid (10 tags"), "{t}");
     assert!(t.contains("\"repository\""), "{t}");
     assert!(t.contains("\"jti\""), "{t}");
-    assert!(t.contains("call "), "{t}");
+    assert!(t.contains(", first call "), "{t}");
+    assert!(
+        t.contains(", warm median ") && t.contains(" ms (20 calls)"),
+        "{t}"
+    );
+    assert!(t.contains("load: compiling the module"), "{t}");
+    let out = claimex(&[
+        "mapper",
+        "test",
+        "--mapper",
+        path(&mapper("claimex-mapper-github")),
+        "--claims",
+        GITHUB_CLAIMS,
+        "--config",
+        &config,
+        "--repeat",
+        "3",
+    ]);
+    assert!(text(&out).contains(" ms (3 calls)"), "{}", text(&out));
 }
 
 #[test]

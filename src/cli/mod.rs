@@ -156,6 +156,9 @@ enum MapperCommand {
         /// Ask the mapper for its checks and print them (passed or failed, name, detail).
         #[arg(long)]
         explain: bool,
+        /// Warm calls to time after the first one; their median is printed (0: none).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+        repeat: u32,
     },
 }
 
@@ -239,6 +242,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     issuer_id,
                     output_audience,
                     explain,
+                    repeat,
                 },
         } => {
             let started = Instant::now();
@@ -249,6 +253,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 issuer_id: &issuer_id,
                 output_audiences: output_audience,
                 explain,
+                repeat,
             })
             .await?;
             println!("{}", outcome.text);
