@@ -11,6 +11,7 @@ pub mod demo;
 pub mod issuers;
 pub mod keys;
 pub mod mapper;
+pub mod scaffold;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -131,6 +132,30 @@ pub enum KeysCommand {
 
 #[derive(Subcommand)]
 enum MapperCommand {
+    /// Write a new mapper project (Rust crate or JavaScript) ready to build, test and check.
+    New {
+        /// The project name (a crate / package name: a-z 0-9 - _).
+        name: String,
+        /// Where to write it (default: ./NAME); must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The language.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: scaffold::Lang,
+        /// Rust: depend on the SDK at this path (mappers/sdk of a claimex checkout). Default:
+        /// the checkout this claimex was built from, when it is still there.
+        #[arg(long, conflicts_with = "sdk_git")]
+        sdk_path: Option<PathBuf>,
+        /// Rust: depend on the SDK from this git repository of claimex.
+        #[arg(long)]
+        sdk_git: Option<String>,
+        /// With --sdk-git: the release tag to pin.
+        #[arg(long, requires = "sdk_git", conflicts_with = "sdk_rev")]
+        sdk_tag: Option<String>,
+        /// With --sdk-git: the commit to pin.
+        #[arg(long, requires = "sdk_git")]
+        sdk_rev: Option<String>,
+    },
     /// Validate a module without running it: a component, the right contract, no forbidden imports.
     Check {
         /// The mapper component (.wasm).
@@ -233,6 +258,37 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Mapper {
             command: MapperCommand::Check { mapper },
         } => mapper::check(&mapper),
+        Command::Mapper {
+            command:
+                MapperCommand::New {
+                    name,
+                    dir,
+                    lang,
+                    sdk_path,
+                    sdk_git,
+                    sdk_tag,
+                    sdk_rev,
+                },
+        } => {
+            let sdk = match (sdk_path, sdk_git) {
+                (Some(path), _) => Some(scaffold::Sdk::Path(path)),
+                (None, Some(url)) => Some(scaffold::Sdk::Git {
+                    url,
+                    pin: sdk_tag
+                        .map(|t| ("tag".to_owned(), t))
+                        .or(sdk_rev.map(|r| ("rev".to_owned(), r))),
+                }),
+                (None, None) => None,
+            };
+            let next = scaffold::new(&scaffold::NewInput {
+                name: &name,
+                dir: dir.as_deref(),
+                lang,
+                sdk,
+            })?;
+            print!("{next}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Mapper {
             command:
                 MapperCommand::Test {
