@@ -28,9 +28,9 @@ fixtures: toolchain js-mappers
 JS_MAPPER_GITHUB := $(MAPPER_DIR)/js/claimex_mapper_github_js.wasm
 js-mappers: $(JS_MAPPER_GITHUB)
 
-$(JS_MAPPER_GITHUB): mappers/js/github/mapper.js mappers/js/github/package-lock.json \
-		mappers/js/github/build.sh mappers/js/deterministic.c mappers/wit/mapper.wit
-	mappers/js/github/build.sh
+$(JS_MAPPER_GITHUB): mappers/js/github/mapper.js mappers/js/claimex.js mappers/js/package-lock.json \
+		mappers/js/build.sh mappers/js/deterministic.c mappers/wit/mapper.wit
+	sh mappers/js/build.sh mappers/js/github/mapper.js $(JS_MAPPER_GITHUB)
 
 toolchain:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2

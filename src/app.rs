@@ -52,21 +52,31 @@ pub fn seed_random_early() {
     }
 }
 
-/// Builds every part and loads the registry once.
-pub async fn build(config: &Config) -> anyhow::Result<App> {
-    let runtime = MapperRuntime::new(config.mapper.limits(), config.mapper.cache_dir.clone())?;
-    let source: Box<dyn IssuerSource> = match config.registry.backend {
+/// The issuer source the configuration names: the file, or SSM Parameter Store.
+pub async fn issuer_source(config: &Config) -> Box<dyn IssuerSource> {
+    match config.registry.backend {
         RegistryBackend::File => Box::new(FileSource::new(config.registry.path.clone())),
         RegistryBackend::Ssm => {
             let shared = crate::aws::sdk_config(&config.aws).await;
             let client = crate::aws::ssm_client_from(&shared, &config.aws);
             Box::new(SsmSource::new(client, &config.registry.ssm_prefix))
         }
-    };
-    let rules = IssuerRules {
+    }
+}
+
+/// How the configuration has issuer entries validated.
+pub fn issuer_rules(config: &Config) -> IssuerRules {
+    IssuerRules {
         mapper_dir: config.mapper.dir.clone().unwrap_or_default(),
         allow_http_loopback: config.allow_http_loopback,
-    };
+    }
+}
+
+/// Builds every part and loads the registry once.
+pub async fn build(config: &Config) -> anyhow::Result<App> {
+    let runtime = MapperRuntime::new(config.mapper.limits(), config.mapper.cache_dir.clone())?;
+    let source = issuer_source(config).await;
+    let rules = issuer_rules(config);
     let registry = Arc::new(Registry::new(source, rules, runtime.clone()));
     let report = registry.refresh().await.with_context(|| {
         format!(
@@ -74,6 +84,13 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             registry.status().source
         )
     })?;
+    if !report.invalid_ids.is_empty() {
+        tracing::error!(
+            invalid_entries = ?report.invalid_ids,
+            "issuer entries skipped as invalid (each is logged above with why; \
+             `claimex issuers check` explains them offline): /healthz reports degraded"
+        );
+    }
     if report.loaded == 0 {
         tracing::error!(source = %registry.status().source, skipped = report.skipped.len(), "no valid issuer is registered: every exchange will be refused until one is");
     } else {

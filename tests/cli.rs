@@ -111,7 +111,25 @@ fn mapper_test_prints_what_would_be_signed() {
     assert!(t.contains("tags:     valid (10 tags"), "{t}");
     assert!(t.contains("\"repository\""), "{t}");
     assert!(t.contains("\"jti\""), "{t}");
-    assert!(t.contains("call "), "{t}");
+    assert!(t.contains(", first call "), "{t}");
+    assert!(
+        t.contains(", warm median ") && t.contains(" ms (20 calls)"),
+        "{t}"
+    );
+    assert!(t.contains("load: compiling the module"), "{t}");
+    let out = claimex(&[
+        "mapper",
+        "test",
+        "--mapper",
+        path(&mapper("claimex-mapper-github")),
+        "--claims",
+        GITHUB_CLAIMS,
+        "--config",
+        &config,
+        "--repeat",
+        "3",
+    ]);
+    assert!(text(&out).contains(" ms (3 calls)"), "{}", text(&out));
 }
 
 #[test]
@@ -343,5 +361,66 @@ async fn serve_writes_the_deny_code_in_the_audit_line() {
             .unwrap()
             .contains("repository owner octo-org (id 65) is not allowed"),
         "{line}"
+    );
+}
+
+#[test]
+fn issuers_check_reads_a_file_as_the_registry_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("issuers.toml");
+    let entry = |id: &str, config: &str| {
+        format!(
+            "[issuers.{id}]\nissuer = \"https://token.actions.githubusercontent.com\"\n\
+             audiences = [\"https://claimex.example.com\"]\n\
+             mapper = \"claimex_mapper_github.wasm\"\nmapper_config = {config}\n"
+        )
+    };
+    let mut issuers = entry("github", r#"{ allowed_owner_ids = ["65"] }"#);
+    issuers += &entry("typo", r#"{ allowed_owner_id = ["65"] }"#);
+    issuers += &entry(
+        "badglob",
+        r#"{ allowed_owners = ["o"], allowed_refs = ["refs/*/[x"] }"#,
+    );
+    issuers += "[issuers.fieldtypo]\nissuer = \"https://x.example\"\naudience = [\"a\"]\nmapper = \"m.wasm\"\n";
+    std::fs::write(&file, issuers).unwrap();
+    let mapper_dir = mapper("claimex-mapper-github").parent().unwrap().to_owned();
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "issuers",
+            "check",
+            path(&file),
+            "--mapper-dir",
+            path(&mapper_dir),
+        ];
+        args.extend_from_slice(extra);
+        claimex(&args)
+    };
+
+    let out = check(&[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("ok    github: mapper sha256 "), "{t}");
+    assert!(
+        t.contains("FAIL  typo (")
+            && t.contains("the mapper refused mapper_config: unknown field `allowed_owner_id`"),
+        "{t}"
+    );
+    assert!(
+        t.contains("glob \"refs/*/[x\": [ without a closing ]"),
+        "{t}"
+    );
+    assert!(t.contains("unknown field `audience`"), "{t}");
+    assert!(t.contains("3 of 4 entries would be skipped"), "{t}");
+
+    let out = check(&["--entry", "github"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("every entry would load"));
+
+    let out = check(&["--entry", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("has no entry \"nope\""),
+        "{}",
+        text(&out)
     );
 }

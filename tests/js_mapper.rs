@@ -4,7 +4,7 @@
 //! same checks when asked to explain, same errors, same outbound claims byte for byte, on the
 //! GitHub claim set and variations of it.
 //!
-//! The component is built by `mappers/js/github/build.sh` when it is missing or older than
+//! The component is built by `mappers/js/build.sh` when it is missing or older than
 //! its sources (Node.js 18+ and npm needed); the Rust mapper by cargo, as the other
 //! integration tests build it.
 
@@ -258,6 +258,30 @@ async fn every_check_and_config_error_reads_the_same() {
         owner(json!({"allowed_refs": ["*"]})),
         owner(json!({"allowed_refs": [r"refs/heads/\*", "refs/heads/mai"]})),
         owner(json!({"allowed_refs": ["refs/heads/main?"]})),
+        // Globs: GitHub's filter patterns, and every way a pattern is refused.
+        owner(json!({"allowed_refs": ["refs/**"]})),
+        owner(json!({"allowed_refs": ["**/main"]})),
+        owner(json!({"allowed_refs": ["refs/heads/[a-m]+ain"]})),
+        owner(json!({"allowed_refs": ["refs/heads/ma+x?in"]})),
+        owner(json!({"allowed_refs": ["refs/heads/**", "!refs/heads/m*"]})),
+        owner(json!({"allowed_refs": ["refs/heads/**", "!**/main", "refs/*/main"]})),
+        owner(json!({"allowed_environments": ["pr*"]})),
+        owner(json!({"allowed_environments": ["prod", "!prod"]})),
+        owner(json!({"allowed_refs": ["refs/[heads"]})),
+        owner(json!({"allowed_refs": ["refs/heads]"]})),
+        owner(json!({"allowed_refs": ["[]"]})),
+        owner(json!({"allowed_refs": ["[a-]"]})),
+        owner(json!({"allowed_refs": ["[z-a]"]})),
+        owner(json!({"allowed_refs": ["[é]"]})),
+        owner(json!({"allowed_refs": ["?"]})),
+        owner(json!({"allowed_refs": ["**+"]})),
+        owner(json!({"allowed_refs": ["a+?"]})),
+        owner(json!({"allowed_refs": ["***"]})),
+        owner(json!({"allowed_refs": ["x\\"]})),
+        owner(json!({"allowed_refs": ["!main"]})),
+        owner(json!({"allowed_refs": ["**", "!!main", "![\u{301}\n"]})),
+        owner(json!({"allowed_environments": ["\"é\u{200b}[".repeat(40)]})),
+        owner(json!({"allowed_environments": ["a".repeat(513)]})),
         owner(json!({"transitive_tag_keys": ["repository", "not-a-tag", "repository"]})),
         owner(json!({"audience": null})),
         // serde's errors, in serde's order (keys sorted, first failure wins).

@@ -3,11 +3,15 @@
 //! - `serve`: build the app from the configuration and run the HTTP server ([`crate::app`]);
 //! - `demo`: the whole exchange on loopback ([`demo`]);
 //! - `keys`: the published keys and the KMS rotation steps ([`keys`]);
-//! - `mapper check|test`: a mapper module checked and run as the server would ([`mapper`]).
+//! - `mapper check|test|new`: a mapper module checked and run as the server would, or a new
+//!   mapper crate written ([`mapper`], [`scaffold`]);
+//! - `issuers check`: issuer entries checked offline as the registry loads them ([`issuers`]).
 
 pub mod demo;
+pub mod issuers;
 pub mod keys;
 pub mod mapper;
+pub mod scaffold;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +58,32 @@ enum Command {
     Mapper {
         #[command(subcommand)]
         command: MapperCommand,
+    },
+    /// Check issuer entries offline.
+    Issuers {
+        #[command(subcommand)]
+        command: IssuersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IssuersCommand {
+    /// Load every entry as a server would (its fields, its mapper, the mapper's check of
+    /// mapper_config) and say which would load and why the others would be skipped.
+    Check {
+        /// The issuers file (TOML or JSON, read as the registry reads it). Without it, the
+        /// registry of --config (its file, or SSM).
+        file: Option<PathBuf>,
+        /// Only these entries (issuer ids).
+        #[arg(long = "entry", value_name = "ID")]
+        ids: Vec<String>,
+        /// The server's configuration: its mapper directory, limits and registry.
+        #[arg(long, env = CONFIG_ENV)]
+        config: Option<PathBuf>,
+        /// Where relative mapper paths start (default: the configuration's mapper.dir, or
+        /// the issuers file's directory).
+        #[arg(long)]
+        mapper_dir: Option<PathBuf>,
     },
 }
 
@@ -102,6 +132,30 @@ pub enum KeysCommand {
 
 #[derive(Subcommand)]
 enum MapperCommand {
+    /// Write a new mapper project (Rust crate or JavaScript) ready to build, test and check.
+    New {
+        /// The project name (a crate / package name: a-z 0-9 - _).
+        name: String,
+        /// Where to write it (default: ./NAME); must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The language.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: scaffold::Lang,
+        /// Rust: depend on the SDK at this path (mappers/sdk of a claimex checkout). Default:
+        /// the checkout this claimex was built from, when it is still there.
+        #[arg(long, conflicts_with = "sdk_git")]
+        sdk_path: Option<PathBuf>,
+        /// Rust: depend on the SDK from this git repository of claimex.
+        #[arg(long)]
+        sdk_git: Option<String>,
+        /// With --sdk-git: the release tag to pin.
+        #[arg(long, requires = "sdk_git", conflicts_with = "sdk_rev")]
+        sdk_tag: Option<String>,
+        /// With --sdk-git: the commit to pin.
+        #[arg(long, requires = "sdk_git")]
+        sdk_rev: Option<String>,
+    },
     /// Validate a module without running it: a component, the right contract, no forbidden imports.
     Check {
         /// The mapper component (.wasm).
@@ -127,6 +181,9 @@ enum MapperCommand {
         /// Ask the mapper for its checks and print them (passed or failed, name, detail).
         #[arg(long)]
         explain: bool,
+        /// Warm calls to time after the first one; their median is printed (0: none).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+        repeat: u32,
     },
 }
 
@@ -179,9 +236,59 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { command } => keys::run(command).await,
+        Command::Issuers {
+            command:
+                IssuersCommand::Check {
+                    file,
+                    ids,
+                    config,
+                    mapper_dir,
+                },
+        } => {
+            let outcome = issuers::check(&issuers::CheckInput {
+                file: file.as_deref(),
+                config: config.as_deref(),
+                mapper_dir: mapper_dir.as_deref(),
+                ids: &ids,
+            })
+            .await?;
+            print!("{}", outcome.text);
+            Ok(outcome.code)
+        }
         Command::Mapper {
             command: MapperCommand::Check { mapper },
         } => mapper::check(&mapper),
+        Command::Mapper {
+            command:
+                MapperCommand::New {
+                    name,
+                    dir,
+                    lang,
+                    sdk_path,
+                    sdk_git,
+                    sdk_tag,
+                    sdk_rev,
+                },
+        } => {
+            let sdk = match (sdk_path, sdk_git) {
+                (Some(path), _) => Some(scaffold::Sdk::Path(path)),
+                (None, Some(url)) => Some(scaffold::Sdk::Git {
+                    url,
+                    pin: sdk_tag
+                        .map(|t| ("tag".to_owned(), t))
+                        .or(sdk_rev.map(|r| ("rev".to_owned(), r))),
+                }),
+                (None, None) => None,
+            };
+            let next = scaffold::new(&scaffold::NewInput {
+                name: &name,
+                dir: dir.as_deref(),
+                lang,
+                sdk,
+            })?;
+            print!("{next}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Mapper {
             command:
                 MapperCommand::Test {
@@ -191,6 +298,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     issuer_id,
                     output_audience,
                     explain,
+                    repeat,
                 },
         } => {
             let started = Instant::now();
@@ -201,6 +309,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 issuer_id: &issuer_id,
                 output_audiences: output_audience,
                 explain,
+                repeat,
             })
             .await?;
             println!("{}", outcome.text);

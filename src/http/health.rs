@@ -1,5 +1,7 @@
 //! `GET /healthz`: `200` with `ok` or `degraded` once the registry has loaded and a key can
-//! sign, `503` before; with the registry's status.
+//! sign, `503` before; with the registry's status. `degraded`: the last registry load failed
+//! (the last good one serves), or entries were skipped as invalid (named by id; why is in
+//! the log).
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -11,7 +13,7 @@ pub(super) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let registry = state.exchanger.registry().status();
     let signing = state.exchanger.signer().signing_key().is_ok();
     let ready = registry.last_success_unix.is_some() && signing;
-    let status = match (ready, registry.last_error.is_some()) {
+    let status = match (ready, registry.is_degraded()) {
         (false, _) => "unavailable",
         (true, true) => "degraded",
         (true, false) => "ok",

@@ -229,7 +229,9 @@ pub struct RegistryStatus {
     pub source: String,
     /// Issuers in the current snapshot.
     pub issuers: usize,
-    /// Entries skipped as invalid in the last successful load.
+    /// The ids of the entries skipped as invalid in the last successful load, sorted (each
+    /// id cut to 64 characters). Why each was skipped is in the log, not here: `/healthz`
+    /// is unauthenticated.
     pub invalid_entries: Vec<String>,
     /// When the last load succeeded (seconds since the Unix epoch).
     pub last_success_unix: Option<u64>,
@@ -239,12 +241,51 @@ pub struct RegistryStatus {
     pub consecutive_failures: u32,
 }
 
+impl RegistryStatus {
+    /// Whether the registry serves less than it was given: the last load failed (the last
+    /// good snapshot is served), or entries were skipped as invalid.
+    pub fn is_degraded(&self) -> bool {
+        self.last_error.is_some() || !self.invalid_entries.is_empty()
+    }
+}
+
+/// An entry id as `/healthz` shows it: at most 64 characters.
+fn shown_id(id: &str) -> String {
+    const MAX: usize = 64;
+    match id.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &id[..at]),
+        None => id.to_owned(),
+    }
+}
+
+/// Validates one raw entry into an [`Issuer`] exactly as a refresh does: its spec, its
+/// mapper loaded (`loader`), then the mapper's check of its `mapper_config`
+/// (`validate-config`). `current`, when given, is the snapshot being replaced: an entry it
+/// already holds with the same module and configuration is not checked again.
+pub async fn load_entry(
+    entry: RawEntry,
+    rules: &IssuerRules,
+    loader: &dyn MapperLoader,
+    current: Option<&Snapshot>,
+) -> Result<Issuer, EntryError> {
+    let issuer = entry
+        .spec
+        .and_then(|spec| spec.into_issuer(&entry.id, rules, loader))?;
+    check_mapper_config(issuer, current).await
+}
+
 /// Has the entry's mapper check its configuration, unless the current snapshot already
 /// holds this entry with the same module and configuration (the check is deterministic: a
 /// mapper has no clock, randomness or state), so a refresh costs no call per unchanged entry.
-async fn check_mapper_config(issuer: Issuer, current: &Snapshot) -> Result<Issuer, EntryError> {
-    let known = current.by_id(&issuer.id).is_ok_and(|old| {
-        old.mapper.sha256() == issuer.mapper.sha256() && old.mapper_config == issuer.mapper_config
+async fn check_mapper_config(
+    issuer: Issuer,
+    current: Option<&Snapshot>,
+) -> Result<Issuer, EntryError> {
+    let known = current.is_some_and(|current| {
+        current.by_id(&issuer.id).is_ok_and(|old| {
+            old.mapper.sha256() == issuer.mapper.sha256()
+                && old.mapper_config == issuer.mapper_config
+        })
     });
     if !known {
         issuer
@@ -270,8 +311,10 @@ pub struct Registry {
 pub struct RefreshReport {
     /// Valid issuers loaded.
     pub loaded: usize,
-    /// Invalid entries skipped, with their origins.
+    /// Invalid entries skipped: each one's origin and why (for logs and the command line).
     pub skipped: Vec<String>,
+    /// Their ids, sorted (as `/healthz` shows them).
+    pub invalid_ids: Vec<String>,
 }
 
 fn unix_now() -> u64 {
@@ -339,29 +382,27 @@ impl Registry {
         let current = self.snapshot();
         let mut issuers = Vec::with_capacity(raw.len());
         let mut skipped = Vec::new();
+        let mut invalid_ids = Vec::new();
         for entry in raw {
-            let result = entry
-                .spec
-                .and_then(|spec| spec.into_issuer(&entry.id, &self.rules, self.loader.as_ref()));
-            let result = match result {
-                Ok(issuer) => check_mapper_config(issuer, &current).await,
-                Err(e) => Err(e),
-            };
-            match result {
+            let (id, origin) = (entry.id.clone(), entry.origin.clone());
+            match load_entry(entry, &self.rules, self.loader.as_ref(), Some(&current)).await {
                 Ok(issuer) => issuers.push(issuer),
                 Err(reason) => {
-                    tracing::error!(origin = %entry.origin, issuer_id = %entry.id, %reason, "skipping invalid issuer entry");
-                    skipped.push(format!("{}: {reason}", entry.origin));
+                    tracing::error!(%origin, issuer_id = %id, %reason, "skipping invalid issuer entry");
+                    skipped.push(format!("{origin}: {reason}"));
+                    invalid_ids.push(shown_id(&id));
                 }
             }
         }
+        invalid_ids.sort();
         let snapshot = Snapshot::new(issuers);
         let report = RefreshReport {
             loaded: snapshot.len(),
-            skipped: skipped.clone(),
+            skipped,
+            invalid_ids: invalid_ids.clone(),
         };
         status.issuers = snapshot.len();
-        status.invalid_entries = skipped;
+        status.invalid_entries = invalid_ids;
         status.last_success_unix = Some(unix_now());
         status.last_error = None;
         status.consecutive_failures = 0;
@@ -483,7 +524,9 @@ mod tests {
                 "entry broken: the mapper could not check mapper_config: the mapper trapped: unreachable",
             ]
         );
-        assert_eq!(registry.status().invalid_entries, report.skipped);
+        assert_eq!(report.invalid_ids, ["broken", "typo"]);
+        assert_eq!(registry.status().invalid_entries, report.invalid_ids);
+        assert!(registry.status().is_degraded());
         assert_eq!(mapper.checks.load(Ordering::SeqCst), 3);
 
         // An unchanged entry of the current snapshot is not checked again; a changed one is.

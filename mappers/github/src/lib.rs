@@ -2,7 +2,8 @@
 //!
 //! It allows a token only when its repository owner is on the configured allow-list (by the
 //! numeric `repository_owner_id`, which survives renames, or by name), optionally only for
-//! listed repositories, refs (globs) and environments, and copies the workflow facts into
+//! listed repositories, refs and environments (globs with GitHub's filter-pattern semantics,
+//! [`claimex_mapper::PathGlob`]: `*` stays within a path segment, `**` crosses them), and copies the workflow facts into
 //! AWS session tags so that a role's trust policy can test them as `aws:RequestTag/...`.
 //!
 //! Configuration (the issuer entry's `mapper_config`), every member optional but at least one
@@ -21,7 +22,7 @@
 //! }
 //! ```
 
-use claimex_mapper::{Deny, Input, Outbound, glob_match, sanitize_value};
+use claimex_mapper::{Deny, Input, Outbound, PathGlobs, sanitize_value};
 use serde::Deserialize;
 
 /// The claims copied into session tags, under their own names.
@@ -45,7 +46,7 @@ pub mod codes {
     pub const OWNER_NOT_ALLOWED: &str = "owner_not_allowed";
     /// `allowed_repository_ids` is set and the repository is not on it.
     pub const REPOSITORY_NOT_ALLOWED: &str = "repository_not_allowed";
-    /// `allowed_refs` is set and the ref matches none of its globs.
+    /// `allowed_refs` is set and the ref does not match it.
     pub const REF_NOT_ALLOWED: &str = "ref_not_allowed";
     /// `allowed_environments` is set and the job runs in none of them.
     pub const ENVIRONMENT_NOT_ALLOWED: &str = "environment_not_allowed";
@@ -61,10 +62,12 @@ pub struct Config {
     pub allowed_owners: Vec<String>,
     /// When non-empty, only these numeric repository ids (`repository_id`).
     pub allowed_repository_ids: Vec<String>,
-    /// When non-empty, only refs matching one of these globs.
-    pub allowed_refs: Vec<String>,
-    /// When non-empty, only jobs running in one of these environments.
-    pub allowed_environments: Vec<String>,
+    /// When non-empty, only refs matching these globs (GitHub's filter patterns:
+    /// `refs/heads/main`, `refs/tags/v*`, `refs/heads/release/**`, `!` excludes).
+    pub allowed_refs: PathGlobs,
+    /// When non-empty, only jobs running in an environment matching these globs (a name
+    /// without special characters matches itself only).
+    pub allowed_environments: PathGlobs,
     /// Tag keys to mark transitive.
     pub transitive_tag_keys: Vec<String>,
     /// The outbound `aud`; the host's default (`sts.amazonaws.com`) when absent.
@@ -145,7 +148,7 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
 
     if !config.allowed_refs.is_empty() {
         let git_ref = input.str_claim("ref").unwrap_or_default();
-        let ok = config.allowed_refs.iter().any(|p| glob_match(p, git_ref));
+        let ok = config.allowed_refs.is_match(git_ref);
         allowed_if(input, "ref", codes::REF_NOT_ALLOWED, ok, || {
             format!("ref {git_ref:?}")
         })?;
@@ -153,7 +156,7 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
 
     if !config.allowed_environments.is_empty() {
         let env = input.str_claim("environment");
-        let ok = env.is_some_and(|e| config.allowed_environments.iter().any(|a| a == e));
+        let ok = env.is_some_and(|e| config.allowed_environments.is_match(e));
         allowed_if(
             input,
             "environment",
@@ -296,6 +299,41 @@ mod tests {
         allowed(run(with("allowed_environments", json!(["prod"]))));
         let deny = denied(run(with("allowed_environments", json!(["staging"]))));
         assert_eq!(deny.code(), codes::ENVIRONMENT_NOT_ALLOWED);
+        allowed(run(with("allowed_environments", json!(["pr*"]))));
+    }
+
+    /// Refs are matched with GitHub's filter patterns: `*` stays within a segment.
+    #[test]
+    fn ref_globs_do_not_cross_segments() {
+        let refs =
+            |refs: Value| config(json!({"allowed_owners": ["octo-org"], "allowed_refs": refs}));
+        let with_ref = |r: &str| {
+            let mut claims: Value = serde_json::from_str(CLAIMS).unwrap();
+            claims["ref"] = json!(r);
+            Input::new(
+                "github",
+                "https://token.actions.githubusercontent.com",
+                claims,
+            )
+        };
+        let tags = refs(json!(["refs/tags/v*"]));
+        assert!(map(&with_ref("refs/tags/v1.2.0"), &tags).is_ok());
+        let deny = map(&with_ref("refs/tags/v1/anything"), &tags).unwrap_err();
+        assert_eq!(deny.code(), codes::REF_NOT_ALLOWED);
+        let release = refs(json!([
+            "refs/heads/release/**",
+            "!refs/heads/release/**-rc"
+        ]));
+        assert!(map(&with_ref("refs/heads/release/1.0/fix"), &release).is_ok());
+        assert!(map(&with_ref("refs/heads/release/2.0-rc"), &release).is_err());
+        let semver = refs(json!(["refs/tags/v[0-9]+.[0-9]+.[0-9]+"]));
+        assert!(map(&with_ref("refs/tags/v1.10.2"), &semver).is_ok());
+        assert!(map(&with_ref("refs/tags/v1.10.2-evil"), &semver).is_err());
+        let reason = refused(json!({"allowed_owners": ["o"], "allowed_refs": ["refs/tags/v[0-9"]}));
+        assert_eq!(
+            reason,
+            "glob \"refs/tags/v[0-9\": [ without a closing ] (write \\[ for a literal [)"
+        );
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The stock claimex mapper for GitLab CI id-tokens.
 //!
-//! It allows a token only when its project is allowed by numeric id: the project's direct
+//! It allows a token only when its project is allowed: by numeric id, the project's direct
 //! namespace (`namespace_id`) is on `allowed_namespace_ids`, and/or the project itself
-//! (`project_id`) is on `allowed_project_ids`. Ids survive renames and transfers, which
-//! paths do not. Each non-empty list must be satisfied, so listing both narrows to those
-//! projects inside those namespaces. A subgroup has its own namespace id: allowing a group
-//! does not allow its subgroups. Optionally it requires a protected ref, and restricts refs
-//! (globs) and environments. It copies the pipeline facts into AWS session tags so that a
+//! (`project_id`) is on `allowed_project_ids`; or by path, the namespace (`namespace_path`)
+//! matches `allowed_namespace_paths`. Ids survive renames and transfers, which paths do not.
+//! Each non-empty list must be satisfied, so listing several narrows to their intersection.
+//! A subgroup has its own namespace id: allowing a group's id does not allow its subgroups;
+//! `allowed_namespace_paths: ["my-group", "my-group/**"]` does. Optionally it requires a
+//! protected ref, and restricts refs and environments. Globs have GitHub's filter-pattern
+//! semantics ([`claimex_mapper::PathGlob`]: `*` stays within a segment, `**` crosses them). It copies the pipeline facts into AWS session tags so that a
 //! role's trust policy can test them as `aws:RequestTag/...`.
 //!
 //! Configuration (the issuer entry's `mapper_config`), every member optional but at least one
@@ -16,6 +18,7 @@
 //! ```json
 //! {
 //!   "allowed_namespace_ids": ["72"],
+//!   "allowed_namespace_paths": ["my-group", "my-group/**"],
 //!   "allowed_project_ids": ["22"],
 //!   "require_ref_protected": true,
 //!   "allowed_refs": ["main", "release/*"],
@@ -29,7 +32,7 @@
 //! `refs/tags/` prefix (`main`, `v1.2.0`); combine it with a `ref_type` test in the role's
 //! trust policy (the tag `ref_type`) when branches and tags may share names.
 
-use claimex_mapper::{Deny, Input, Outbound, Value, glob_match, sanitize_value};
+use claimex_mapper::{Deny, Input, Outbound, PathGlobs, Value, sanitize_value};
 use serde::Deserialize;
 
 /// The claims copied into session tags, under their own names. Missing claims are skipped.
@@ -45,7 +48,8 @@ pub const TAGGED_CLAIMS: [&str; 6] = [
 /// The deny codes of this mapper (besides the SDK's `missing_claim` and `invalid_claim` for
 /// a token without a string `sub`, and `invalid_session_tags`).
 pub mod codes {
-    /// `allowed_namespace_ids` is set and the project's namespace is not on it.
+    /// `allowed_namespace_ids` or `allowed_namespace_paths` is set and the project's
+    /// namespace is not on it.
     pub const NAMESPACE_NOT_ALLOWED: &str = "namespace_not_allowed";
     /// `allowed_project_ids` is set and the project is not on it.
     pub const PROJECT_NOT_ALLOWED: &str = "project_not_allowed";
@@ -63,14 +67,19 @@ pub mod codes {
 pub struct Config {
     /// Numeric namespace ids (`namespace_id`, the project's direct group or user namespace).
     pub allowed_namespace_ids: Vec<String>,
+    /// Namespace paths (`namespace_path`) allowed, as globs: `my-group/**` is every subgroup.
+    /// A path can be renamed, and after that taken by someone else: prefer ids where they
+    /// suffice.
+    pub allowed_namespace_paths: PathGlobs,
     /// Numeric project ids (`project_id`).
     pub allowed_project_ids: Vec<String>,
     /// Only tokens whose `ref_protected` is true (GitLab sends the string `"true"`).
     pub require_ref_protected: bool,
-    /// When non-empty, only refs (the `ref` claim) matching one of these globs.
-    pub allowed_refs: Vec<String>,
-    /// When non-empty, only jobs running in one of these environments.
-    pub allowed_environments: Vec<String>,
+    /// When non-empty, only refs (the `ref` claim) matching these globs.
+    pub allowed_refs: PathGlobs,
+    /// When non-empty, only jobs running in an environment matching these globs
+    /// (`production`, `review/*`).
+    pub allowed_environments: PathGlobs,
     /// Tag keys to mark transitive.
     pub transitive_tag_keys: Vec<String>,
     /// The outbound `aud`; the host's default (`sts.amazonaws.com`) when absent.
@@ -90,9 +99,13 @@ pub fn validate(config: &Config) -> Result<(), String> {
             TAGGED_CLAIMS.join(", ")
         ));
     }
-    if config.allowed_namespace_ids.is_empty() && config.allowed_project_ids.is_empty() {
+    if config.allowed_namespace_ids.is_empty()
+        && config.allowed_namespace_paths.is_empty()
+        && config.allowed_project_ids.is_empty()
+    {
         return Err(
-            "no project is allowed: set allowed_namespace_ids or allowed_project_ids".into(),
+            "no project is allowed: set allowed_namespace_ids, allowed_namespace_paths or allowed_project_ids"
+                .into(),
         );
     }
     Ok(())
@@ -131,6 +144,24 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
         codes::NAMESPACE_NOT_ALLOWED,
         &config.allowed_namespace_ids,
     )?;
+    if !config.allowed_namespace_paths.is_empty() {
+        let path = input.str_claim("namespace_path");
+        let ok = path.is_some_and(|p| config.allowed_namespace_paths.is_match(p));
+        let what = || {
+            format!(
+                "project {}: namespace_path {}",
+                input.str_claim("project_path").unwrap_or("<none>"),
+                path.unwrap_or("<none>")
+            )
+        };
+        let verdict = if ok { "is allowed" } else { "is not allowed" };
+        if !input.check("namespace_path", ok, || format!("{} {verdict}", what())) {
+            return Err(Deny::new(
+                codes::NAMESPACE_NOT_ALLOWED,
+                format!("{} is not allowed", what()),
+            ));
+        }
+    }
     check_id(
         input,
         "project_id",
@@ -162,7 +193,7 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
 
     if !config.allowed_refs.is_empty() {
         let git_ref = input.str_claim("ref").unwrap_or_default();
-        let ok = config.allowed_refs.iter().any(|p| glob_match(p, git_ref));
+        let ok = config.allowed_refs.is_match(git_ref);
         let verdict = if ok { "is allowed" } else { "is not allowed" };
         if !input.check("ref", ok, || format!("ref {git_ref:?} {verdict}")) {
             return Err(Deny::new(
@@ -174,7 +205,7 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
 
     if !config.allowed_environments.is_empty() {
         let env = input.str_claim("environment");
-        let ok = env.is_some_and(|e| config.allowed_environments.iter().any(|a| a == e));
+        let ok = env.is_some_and(|e| config.allowed_environments.is_match(e));
         let env = env.unwrap_or("<none>");
         let verdict = if ok { "is allowed" } else { "is not allowed" };
         if !input.check("environment", ok, || {
@@ -317,6 +348,65 @@ mod tests {
     }
 
     #[test]
+    fn allows_namespaces_by_path_glob() {
+        let with_path = |path: &str| {
+            let mut claims = claims();
+            claims["namespace_path"] = json!(path);
+            claims
+        };
+        let config = json!({"allowed_namespace_paths": ["my-group", "my-group/**"]});
+        allowed(input(config.clone()));
+        allowed(input_with(with_path("my-group/sub/deeper"), config.clone()));
+        for other in ["my-group-2", "other/my-group", "my-groupx/sub"] {
+            let reason = denied_with(
+                codes::NAMESPACE_NOT_ALLOWED,
+                input_with(with_path(other), config.clone()),
+            );
+            assert_eq!(
+                reason,
+                format!("project my-group/my-project: namespace_path {other} is not allowed")
+            );
+        }
+        // `*` stays within one segment: a subgroup of a subgroup is not admitted.
+        let one_level = json!({"allowed_namespace_paths": ["my-group/*"]});
+        allowed(input_with(with_path("my-group/sub"), one_level.clone()));
+        denied_with(
+            "namespace_not_allowed",
+            input_with(with_path("my-group/sub/internal"), one_level),
+        );
+        // Exclusions, and a missing claim.
+        let but_not = json!({"allowed_namespace_paths": ["my-group/**", "!my-group/secret/**"]});
+        allowed(input_with(with_path("my-group/a"), but_not.clone()));
+        denied_with(
+            "namespace_not_allowed",
+            input_with(with_path("my-group/secret/x"), but_not.clone()),
+        );
+        let mut no_path = claims();
+        no_path.as_object_mut().unwrap().remove("namespace_path");
+        let reason = denied_with("namespace_not_allowed", input_with(no_path, but_not));
+        assert!(
+            reason.ends_with("namespace_path <none> is not allowed"),
+            "{reason}"
+        );
+        // With ids too, both must hold.
+        denied_with(
+            "namespace_not_allowed",
+            input(json!({"allowed_namespace_ids": ["72"], "allowed_namespace_paths": ["x/**"]})),
+        );
+        // An invalid glob refuses the configuration at load.
+        let reason = refused(json!({"allowed_namespace_paths": ["my-group/[x"]}));
+        assert_eq!(
+            reason,
+            "glob \"my-group/[x\": [ without a closing ] (write \\[ for a literal [)"
+        );
+        let reason = refused(json!({"allowed_project_ids": ["22"], "allowed_refs": ["!main"]}));
+        assert!(
+            reason.contains("cannot start with an exclusion"),
+            "{reason}"
+        );
+    }
+
+    #[test]
     fn refuses_empty_and_invalid_configs_at_load() {
         let reason = refused(Value::Null);
         assert!(reason.starts_with("no project is allowed"), "{reason}");
@@ -371,6 +461,17 @@ mod tests {
         };
         allowed(input(with("allowed_refs", json!(["main"]))));
         allowed(input(with("allowed_refs", json!(["release/*", "m*n"]))));
+        // `*` stays within a segment; `**` crosses them.
+        let mut nested = claims();
+        nested["ref"] = json!("release/1.0/hotfix");
+        denied_with(
+            codes::REF_NOT_ALLOWED,
+            input_with(nested.clone(), with("allowed_refs", json!(["release/*"]))),
+        );
+        allowed(input_with(
+            nested,
+            with("allowed_refs", json!(["release/**"])),
+        ));
         let reason = denied_with(
             codes::REF_NOT_ALLOWED,
             input(with("allowed_refs", json!(["release/*"]))),
@@ -382,6 +483,17 @@ mod tests {
             input(with("allowed_environments", json!(["staging"]))),
         );
         assert!(reason.contains("production"), "{reason}");
+        allowed(input(with("allowed_environments", json!(["prod*"]))));
+        let mut review = claims();
+        review["environment"] = json!("review/feature-x");
+        allowed(input_with(
+            review.clone(),
+            with("allowed_environments", json!(["review/*"])),
+        ));
+        denied_with(
+            codes::ENVIRONMENT_NOT_ALLOWED,
+            input_with(review, with("allowed_environments", json!(["review"]))),
+        );
         let mut no_env = claims();
         no_env.as_object_mut().unwrap().remove("environment");
         let reason = denied_with(

@@ -5,7 +5,7 @@
 // `validate-config` refuses one, same checks in the same order, same deny codes and
 // reasons, same `--explain` checks, same session tags, and the same output bytes (keys
 // sorted, as serde_json prints them). Built into a component of the `claims-mapper` world
-// (claimex:mapper@0.2.0) of mappers/wit by ./build.sh (QuickJS, componentize-qjs).
+// (claimex:mapper@0.2.0) of mappers/wit by ../build.sh (QuickJS, componentize-qjs).
 //
 // Configuration (the issuer entry's `mapper_config`), every member optional but at least
 // one owner list non-empty:
@@ -26,6 +26,8 @@
 // where a JS number has lost that: so the claims are read quickly when they need none of
 // it, and read again exactly, with every number as its source text, when a claim the mapper
 // prints is a number. The configuration, small, is always read exactly.
+
+import { GlobError, PathGlobs } from "../claimex.js";
 
 /** The claims copied into session tags, under their own names. */
 const TAGGED_CLAIMS = [
@@ -269,7 +271,7 @@ function unexpected(value) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The SDK: claims, tags, globs
+// The SDK: claims, tags (globs: PathGlobs of ../claimex.js, the SDK's PathGlobs)
 
 /** The verified claims: their text, and what was read from it. */
 class Claims {
@@ -317,43 +319,6 @@ function sanitizeValue(text) {
   return cut.replace(DISALLOWED_CHARS, "_");
 }
 
-const STAR = Symbol("*");
-const ANY = Symbol("?");
-
-/** Whether `text` matches `pattern`: `*` any run (including `/`), `?` one character, `\` escapes. */
-function globMatch(pattern, text) {
-  const tokens = [];
-  const chars = Array.from(pattern);
-  for (let k = 0; k < chars.length; k++) {
-    const c = chars[k];
-    if (c === "*") tokens.push(STAR);
-    else if (c === "?") tokens.push(ANY);
-    else if (c === "\\") tokens.push(k + 1 < chars.length ? chars[++k] : "\\");
-    else tokens.push(c);
-  }
-  const t = Array.from(text);
-  let p = 0;
-  let i = 0;
-  let star = null; // [pattern index after the last `*`, text index it covers to]
-  while (i < t.length) {
-    const token = tokens[p];
-    if (token === STAR) {
-      star = [p + 1, i];
-      p += 1;
-    } else if (token === ANY || (token !== undefined && token === t[i])) {
-      p += 1;
-      i += 1;
-    } else if (star !== null) {
-      p = star[0];
-      i = star[1] + 1;
-      star = [star[0], star[1] + 1];
-    } else {
-      return false;
-    }
-  }
-  return tokens.slice(p).every((token) => token === STAR);
-}
-
 // ---------------------------------------------------------------------------------------
 // The configuration, read as serde reads the Rust mapper's `Config`
 // (`#[serde(default, deny_unknown_fields)]`)
@@ -368,8 +333,21 @@ function readStrings(value) {
   });
 }
 
+/** A list of globs, as the SDK's `PathGlobs` reads it, with the same messages. */
+function readGlobs(value) {
+  const patterns = readStrings(value);
+  try {
+    return new PathGlobs(patterns);
+  } catch (e) {
+    if (e instanceof GlobError) throw new ConfigError(`glob ${rustDebug(e.pattern)}: ${e.reason}`);
+    throw e;
+  }
+}
+
 function readField(config, field, value) {
-  if (field === "audience") {
+  if (field === "allowed_refs" || field === "allowed_environments") {
+    config[field] = readGlobs(value);
+  } else if (field === "audience") {
     if (value !== null && typeof value !== "string") {
       throw new ConfigError(`invalid type: ${unexpected(value)}, expected a string`);
     }
@@ -384,8 +362,8 @@ function readConfig(value) {
     allowed_owner_ids: [],
     allowed_owners: [],
     allowed_repository_ids: [],
-    allowed_refs: [],
-    allowed_environments: [],
+    allowed_refs: new PathGlobs([]),
+    allowed_environments: new PathGlobs([]),
     transitive_tag_keys: [],
     audience: null,
   };
@@ -516,15 +494,15 @@ function decide(claims, config, checks) {
     checks.allowedIf("repository", REPOSITORY_NOT_ALLOWED, ok, () => `repository id ${id ?? "<none>"}`);
   }
 
-  if (config.allowed_refs.length > 0) {
+  if (!config.allowed_refs.isEmpty) {
     const gitRef = claims.str("ref") ?? "";
-    const ok = config.allowed_refs.some((pattern) => globMatch(pattern, gitRef));
+    const ok = config.allowed_refs.isMatch(gitRef);
     checks.allowedIf("ref", REF_NOT_ALLOWED, ok, () => `ref ${rustDebug(gitRef)}`);
   }
 
-  if (config.allowed_environments.length > 0) {
+  if (!config.allowed_environments.isEmpty) {
     const env = claims.str("environment");
-    const ok = env !== undefined && config.allowed_environments.includes(env);
+    const ok = env !== undefined && config.allowed_environments.isMatch(env);
     checks.allowedIf("environment", ENVIRONMENT_NOT_ALLOWED, ok, () => `environment ${rustDebug(env ?? "<none>")}`);
   }
 

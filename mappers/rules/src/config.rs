@@ -2,7 +2,7 @@
 //! `rules[1] ("deploy"): when.ref: unknown operator "gob"`.
 
 use claimex_mapper::tags::{MAX_TAGS, check_key, check_value};
-use claimex_mapper::{Map, Value};
+use claimex_mapper::{Map, PathGlobs, Value};
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -64,8 +64,9 @@ pub struct Check {
 pub enum Condition {
     /// Equal to this scalar (see [`crate::scalar_eq`]).
     Equals(Value),
-    /// Present and matching one of these globs.
-    Glob(Vec<String>),
+    /// Present, as text, and matching these globs (GitHub's filter patterns: the last
+    /// matching pattern decides, `!` excludes).
+    Glob(PathGlobs),
     /// Equal to one of these scalars.
     OneOf(Vec<Value>),
     /// Present (not null) when `true`; absent or null when `false`.
@@ -327,17 +328,18 @@ fn parse_condition(value: &Value) -> Result<Condition> {
 
 fn parse_operator(op: &str, arg: &Value) -> Result<Condition> {
     match op {
-        "glob" => match arg {
-            Value::String(glob) => Ok(Condition::Glob(vec![glob.clone()])),
-            Value::Array(list) if !list.is_empty() && list.iter().all(Value::is_string) => {
-                Ok(Condition::Glob(
-                    list.iter()
-                        .filter_map(|g| g.as_str().map(String::from))
-                        .collect(),
-                ))
-            }
-            _ => Err("glob takes a string or a non-empty list of strings".into()),
-        },
+        "glob" => {
+            let patterns: Vec<&str> = match arg {
+                Value::String(glob) => vec![glob.as_str()],
+                Value::Array(list) if !list.is_empty() && list.iter().all(Value::is_string) => {
+                    list.iter().filter_map(Value::as_str).collect()
+                }
+                _ => return Err("glob takes a string or a non-empty list of strings".into()),
+            };
+            PathGlobs::new(patterns)
+                .map(Condition::Glob)
+                .map_err(|e| e.to_string())
+        }
         "one_of" => match arg {
             Value::Array(list) if !list.is_empty() && list.iter().all(is_scalar) => {
                 Ok(Condition::OneOf(list.clone()))

@@ -72,7 +72,7 @@
 //! | condition | holds when the claim |
 //! |---|---|
 //! | `"text"`, `42`, `true` | equals it (see below) |
-//! | `{"glob": "refs/heads/release/*"}` or `{"glob": [..]}` | matches one of the globs: `*` any run of characters (including `/`), `?` one character, `\` escapes |
+//! | `{"glob": "refs/heads/release/*"}` or `{"glob": [..]}` | matches the globs, GitHub's filter patterns ([`claimex_mapper::PathGlob`]): `*` any run of characters but `/`, `**` any run including `/`, `?`/`+` the preceding character optional / repeated, `[a-z0-9]` one of, `\` escapes; in a list, the last matching pattern decides and a leading `!` excludes (`["refs/heads/**", "!refs/heads/dev/**"]`) |
 //! | `{"one_of": ["a", "b", 3]}` | equals one of them |
 //! | `{"exists": true}` / `{"exists": false}` | is present and not null / is absent or null |
 //! | `{"contains": "x"}` | is a list holding an element equal to `"x"`, or is itself equal to `"x"` (for `aud`, which may be either) |
@@ -112,7 +112,7 @@
 //! | `invalid_sub` | the matching rule's `sub` has no value for this token, or not 1 to 255 characters |
 //! | `invalid_session_tags` | the matching rule's tags break AWS's rules for this token |
 
-use claimex_mapper::{Deny, Input, Outbound, Value, glob_match, sanitize_value};
+use claimex_mapper::{Deny, Input, Outbound, Value, sanitize_value};
 
 mod config;
 pub use config::{Check, Condition, Config, Piece, Rule, Source, TagSpec};
@@ -262,7 +262,7 @@ impl Condition {
             Condition::Equals(want) => present.is_some_and(|c| scalar_eq(want, c)),
             Condition::Glob(globs) => present
                 .and_then(scalar_text)
-                .is_some_and(|text| globs.iter().any(|g| glob_match(g, &text))),
+                .is_some_and(|text| globs.is_match(&text)),
             Condition::OneOf(list) => present.is_some_and(|c| list.iter().any(|w| scalar_eq(w, c))),
             Condition::Exists(want) => present.is_some() == *want,
             Condition::Contains(want) => match present {

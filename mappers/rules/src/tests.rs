@@ -206,7 +206,20 @@ fn globs_and_one_of() {
     ));
     allowed(run(
         github(),
-        rule(json!({"ref": {"glob": ["refs/tags/*", "*/main"]}})),
+        rule(json!({"ref": {"glob": ["refs/tags/*", "**/main"]}})),
+    ));
+    // `*` stays within a path segment (GitHub's filter patterns); `**` crosses them.
+    denied(run(github(), rule(json!({"ref": {"glob": "*/main"}}))));
+    denied(run(github(), rule(json!({"ref": {"glob": "refs/*"}}))));
+    allowed(run(github(), rule(json!({"ref": {"glob": "refs/**"}}))));
+    // In a list, the last matching pattern decides; `!` excludes.
+    denied(run(
+        github(),
+        rule(json!({"ref": {"glob": ["refs/heads/**", "!refs/heads/main"]}})),
+    ));
+    allowed(run(
+        github(),
+        rule(json!({"ref": {"glob": ["refs/heads/**", "!refs/heads/m*", "refs/heads/main"]}})),
     ));
     let reason = denied(run(
         github(),
@@ -217,7 +230,10 @@ fn globs_and_one_of() {
         "no rule matched: \"r\": ref is \"refs/heads/main\", wanted {\"glob\":\"refs/heads/release/*\"}"
     );
     // Globs read numbers as text.
-    allowed(run(gitlab(), rule(json!({"runner_id": {"glob": "?"}}))));
+    allowed(run(
+        gitlab(),
+        rule(json!({"runner_id": {"glob": "[0-9]+"}})),
+    ));
     // A glob never matches a missing claim, even `*`.
     let reason = denied(run(github(), rule(json!({"missing": {"glob": "*"}}))));
     assert!(reason.contains("missing is missing"), "{reason}");
@@ -540,6 +556,14 @@ fn invalid_configs_are_refused_with_a_clear_reason() {
         (
             json!({"rules": [{"when": {"ref": {"glob": []}}}]}),
             "glob takes",
+        ),
+        (
+            json!({"rules": [{"when": {"ref": {"glob": "refs/[heads"}}}]}),
+            "glob \"refs/[heads\": [ without a closing ]",
+        ),
+        (
+            json!({"rules": [{"when": {"ref": {"glob": ["!refs/heads/dev"]}}}]}),
+            "cannot start with an exclusion",
         ),
         (
             json!({"rules": [{"when": {"ref": {"one_of": []}}}]}),

@@ -64,7 +64,12 @@ pub mod bindings {
 }
 
 mod glob;
+#[allow(deprecated)]
 pub use glob::glob_match;
+pub use glob::{GlobError, MAX_PATTERN_CHARS, PathGlob, PathGlobs, wildcard_match};
+mod prefix;
+pub use prefix::{PrefixMap, longest_prefix};
+mod readers;
 
 /// The contract version this SDK builds components for.
 pub const CONTRACT: &str = "claimex:mapper/mapper@0.2.0";
@@ -341,14 +346,30 @@ impl Outbound {
         self
     }
 
-    /// Adds a principal (session) tag.
-    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Outbound {
+    /// Adds a principal (session) tag. The value is made a valid tag value first when it is
+    /// not one ([`sanitize_value`]: disallowed characters become `_`, it is cut to 256
+    /// characters, a leading `aws:` becomes `aws_`), so a claim's value, whatever it holds,
+    /// never makes the output invalid. [`Outbound::tag_exact`] keeps it as given.
+    pub fn tag(self, key: impl Into<String>, value: impl Into<String>) -> Outbound {
+        let value = value.into();
+        let value = if claimex_tags::check_value("", &value).is_ok() {
+            value
+        } else {
+            sanitize_value(&value)
+        };
+        self.tag_exact(key, value)
+    }
+
+    /// Adds a principal tag with its value exactly as given: a value AWS would refuse
+    /// makes the host refuse the output (or [`Outbound::validate`] deny it).
+    pub fn tag_exact(mut self, key: impl Into<String>, value: impl Into<String>) -> Outbound {
         self.tags
             .insert(key.into(), Value::Array(vec![Value::String(value.into())]));
         self
     }
 
-    /// Adds a principal tag and marks it transitive (kept through role chaining).
+    /// Adds a principal tag (its value sanitized, as [`Outbound::tag`] does) and marks it
+    /// transitive (kept through role chaining).
     pub fn transitive_tag(self, key: impl Into<String>, value: impl Into<String>) -> Outbound {
         let key = key.into();
         let mut out = self.tag(key.clone(), value);

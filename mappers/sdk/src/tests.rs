@@ -275,3 +275,78 @@ fn run_is_the_whole_call() {
     let err = run(request(json!({}), config, false), bad_code, no_validation).unwrap_err();
     assert!(err.contains("\"Not-A-Code\""), "{err}");
 }
+
+#[test]
+fn tags_are_sanitized_unless_exact() {
+    let long = "é".repeat(300);
+    let out = Outbound::new()
+        .tag("workflow", "Deploy #1 (prod)")
+        .tag("ref", "refs/heads/main")
+        .tag("long", long.as_str())
+        .transitive_tag("actor", "octo\ncat");
+    assert!(out.validate().is_ok());
+    let claims = out.into_claims();
+    let tags = &claims[TAGS_CLAIM]["principal_tags"];
+    assert_eq!(tags["workflow"], json!(["Deploy _1 _prod_"]));
+    assert_eq!(tags["ref"], json!(["refs/heads/main"]));
+    assert_eq!(tags["long"][0].as_str().unwrap().chars().count(), 256);
+    assert_eq!(tags["actor"], json!(["octo_cat"]));
+    let exact = Outbound::new().tag_exact("workflow", "Deploy #1");
+    assert!(exact.validate().is_err());
+}
+
+#[test]
+fn boolean_readers() {
+    let input = Input::new(
+        "gitlab",
+        "https://gitlab.example.com",
+        json!({"a": true, "b": "true", "c": false, "d": "false", "e": "yes", "f": 1, "g": null,
+               "nested": {"flag": "true"}}),
+    );
+    assert!(input.is_true("a") && input.is_true("b") && input.is_true("nested.flag"));
+    assert!(!input.is_true("c") && !input.is_true("e") && !input.is_true("missing"));
+    assert_eq!(input.bool_claim("d"), Some(false));
+    assert_eq!(input.bool_claim("f"), None);
+    assert_eq!(input.require_bool("b"), Ok(true));
+    assert_eq!(input.require_bool("c"), Ok(false));
+    assert_eq!(
+        input.require_bool("e").unwrap_err().code(),
+        codes::INVALID_CLAIM
+    );
+    assert_eq!(
+        input.require_bool("e").unwrap_err().reason(),
+        "the credential's e claim is not true or false"
+    );
+    assert_eq!(
+        input.require_bool("g").unwrap_err().code(),
+        codes::MISSING_CLAIM
+    );
+    assert_eq!(
+        input.require_bool("zz").unwrap_err().code(),
+        codes::MISSING_CLAIM
+    );
+}
+
+#[test]
+fn configurations_read_globs_and_prefix_maps_strictly() {
+    #[derive(serde::Deserialize, Default, Debug)]
+    #[serde(default)]
+    struct Config {
+        allowed_namespaces: PathGlobs,
+        teams: PrefixMap<String>,
+    }
+    let config: Config = load_config(
+        r#"{"allowed_namespaces": ["platform/**"], "teams": {"platform": "core", "platform/pay": "pay"}}"#,
+        no_validation,
+    )
+    .unwrap();
+    assert!(config.allowed_namespaces.is_match("platform/pay/api"));
+    assert_eq!(config.teams.lookup("platform/pay/api").unwrap().1, "pay");
+    let e = load_config::<Config>(r#"{"allowed_namespaces": ["platform/[x"]}"#, no_validation)
+        .unwrap_err();
+    assert!(e.starts_with("glob \"platform/[x\""), "{e}");
+    let e = load_config::<Config>(r#"{"teams": {"/platform": "x"}}"#, no_validation).unwrap_err();
+    assert!(e.contains("prefix \"/platform\""), "{e}");
+    let e = load_config::<Config>(r#"{"team": {}}"#, no_validation).unwrap_err();
+    assert_eq!(e, "unknown field `team`");
+}

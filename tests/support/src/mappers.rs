@@ -2,7 +2,7 @@
 //!
 //! Rust mappers are built by cargo for `wasm32-wasip2` with the `mapper` profile into
 //! `target/mappers` (what `make fixtures` builds; a no-op when they are up to date). The
-//! JavaScript GitHub mapper is built by `mappers/js/github/build.sh` (Node.js 18+ and npm)
+//! JavaScript GitHub mapper is built by `mappers/js/build.sh` (Node.js 18+ and npm)
 //! when it is missing or older than its sources.
 
 use std::path::{Path, PathBuf};
@@ -36,8 +36,9 @@ pub const ALL: &[&str] = &[
 /// What the JavaScript GitHub mapper is built from.
 const JS_SOURCES: &[&str] = &[
     "mappers/js/github/mapper.js",
-    "mappers/js/github/build.sh",
-    "mappers/js/github/package-lock.json",
+    "mappers/js/claimex.js",
+    "mappers/js/build.sh",
+    "mappers/js/package-lock.json",
     "mappers/js/deterministic.c",
     "mappers/wit/mapper.wit",
 ];
@@ -129,13 +130,15 @@ pub fn js_github() -> &'static Path {
                 );
             }
             let output = Command::new("sh")
-                .arg(root().join("mappers/js/github/build.sh"))
+                .arg(root().join("mappers/js/build.sh"))
+                .arg(root().join("mappers/js/github/mapper.js"))
+                .arg(&wasm)
                 .current_dir(root())
                 .output()
-                .unwrap_or_else(|e| panic!("cannot run sh mappers/js/github/build.sh: {e}"));
+                .unwrap_or_else(|e| panic!("cannot run sh mappers/js/build.sh: {e}"));
             assert!(
                 output.status.success(),
-                "mappers/js/github/build.sh failed ({}):\n{}\n{}",
+                "mappers/js/build.sh failed ({}):\n{}\n{}",
                 output.status,
                 String::from_utf8_lossy(&output.stdout),
                 String::from_utf8_lossy(&output.stderr)

@@ -353,6 +353,11 @@ pub struct InProcess {
 }
 
 impl InProcess {
+    /// Its directory (configuration, key, issuers file).
+    pub fn dir(&self) -> &Path {
+        &self.dir.dir
+    }
+
     /// Rewrites the issuers file (picked up at the next registry refresh).
     pub fn write_issuers(&self, issuers: &str) {
         let path = self.dir.dir.join("issuers.toml");
