@@ -148,11 +148,13 @@ fn mapper_test_explains_the_checks_when_asked() {
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("checks:   2"), "{t}");
     assert!(
-        t.contains("  pass  owner: repository owner octo-org (id 65) is allowed"),
+        t.contains("  pass  owner: repository owner octo-org (repository_owner_id 65) is allowed"),
         "{t}"
     );
     assert!(
-        t.contains("  FAIL  ref: ref \"refs/heads/main\" is not allowed"),
+        t.contains(
+            "  FAIL  ref: ref \"refs/heads/main\" is not allowed (mapper_config.allowed_refs allows"
+        ),
         "{t}"
     );
     assert!(t.contains("code:     ref_not_allowed"), "{t}");
@@ -392,7 +394,7 @@ async fn serve_writes_the_deny_code_in_the_audit_line() {
         audit["reason"]
             .as_str()
             .unwrap()
-            .contains("repository owner octo-org (id 65) is not allowed"),
+            .contains("repository owner octo-org (repository_owner_id 65) is not allowed"),
         "{line}"
     );
 }

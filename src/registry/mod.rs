@@ -84,6 +84,21 @@ pub struct Issuer {
     pub mapper: Arc<dyn ClaimsMapper>,
     /// The mapper's configuration, serialized once.
     pub mapper_config: String,
+    /// The shadow mapper, when the entry names one and it loaded.
+    pub shadow: Option<Shadow>,
+    /// Why the entry's shadow mapper is not running, when it names one that cannot.
+    pub shadow_error: Option<String>,
+}
+
+/// An entry's shadow mapper: run on the same claims after each live decision, off the
+/// response path, its decision compared with the live one (`mapper/shadow.rs`).
+pub struct Shadow {
+    /// The loaded mapper.
+    pub mapper: Arc<dyn ClaimsMapper>,
+    /// Its own configuration, serialized once (`null` when unset).
+    pub config: String,
+    /// Where its module is, for logs.
+    pub path: PathBuf,
 }
 
 impl Issuer {
@@ -231,6 +246,9 @@ pub struct RegistryStatus {
     pub issuers: usize,
     /// Entries skipped as invalid in the last successful load.
     pub invalid_entries: Vec<String>,
+    /// Shadow mappers that could not be loaded in the last successful load (their entries
+    /// serve without a shadow).
+    pub shadow_errors: Vec<String>,
     /// When the last load succeeded (seconds since the Unix epoch).
     pub last_success_unix: Option<u64>,
     /// The last load's error, when the last load failed.
@@ -242,8 +260,9 @@ pub struct RegistryStatus {
 /// Has the entry's mapper check its configuration, unless the current snapshot already
 /// holds this entry with the same module and configuration (the check is deterministic: a
 /// mapper has no clock, randomness or state), so a refresh costs no call per unchanged entry.
-async fn check_mapper_config(issuer: Issuer, current: &Snapshot) -> Result<Issuer, EntryError> {
-    let known = current.by_id(&issuer.id).is_ok_and(|old| {
+async fn check_mapper_config(mut issuer: Issuer, current: &Snapshot) -> Result<Issuer, EntryError> {
+    let old = current.by_id(&issuer.id).ok();
+    let known = old.as_ref().is_some_and(|old| {
         old.mapper.sha256() == issuer.mapper.sha256() && old.mapper_config == issuer.mapper_config
     });
     if !known {
@@ -252,6 +271,21 @@ async fn check_mapper_config(issuer: Issuer, current: &Snapshot) -> Result<Issue
             .validate_config(&issuer.mapper_config)
             .await
             .map_err(EntryError::MapperConfig)?;
+    }
+    // The shadow's configuration is checked the same way, but a refusal only drops the shadow.
+    let shadow_known = |shadow: &Shadow| {
+        old.as_ref()
+            .and_then(|old| old.shadow.as_ref())
+            .is_some_and(|o| {
+                o.mapper.sha256() == shadow.mapper.sha256() && o.config == shadow.config
+            })
+    };
+    if let Some(shadow) = &issuer.shadow
+        && !shadow_known(shadow)
+        && let Err(e) = shadow.mapper.validate_config(&shadow.config).await
+    {
+        issuer.shadow_error = Some(format!("shadow_mapper_config: {e}"));
+        issuer.shadow = None;
     }
     Ok(issuer)
 }
@@ -339,6 +373,7 @@ impl Registry {
         let current = self.snapshot();
         let mut issuers = Vec::with_capacity(raw.len());
         let mut skipped = Vec::new();
+        let mut shadow_errors = Vec::new();
         for entry in raw {
             let result = entry
                 .spec
@@ -348,7 +383,13 @@ impl Registry {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(issuer) => issuers.push(issuer),
+                Ok(issuer) => {
+                    if let Some(reason) = &issuer.shadow_error {
+                        tracing::error!(origin = %entry.origin, issuer_id = %entry.id, %reason, "the entry's shadow mapper cannot run; the entry serves without it");
+                        shadow_errors.push(format!("{}: {reason}", entry.origin));
+                    }
+                    issuers.push(issuer)
+                }
                 Err(reason) => {
                     tracing::error!(origin = %entry.origin, issuer_id = %entry.id, %reason, "skipping invalid issuer entry");
                     skipped.push(format!("{}: {reason}", entry.origin));
@@ -362,6 +403,7 @@ impl Registry {
         };
         status.issuers = snapshot.len();
         status.invalid_entries = skipped;
+        status.shadow_errors = shadow_errors;
         status.last_success_unix = Some(unix_now());
         status.last_error = None;
         status.consecutive_failures = 0;

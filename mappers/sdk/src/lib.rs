@@ -254,6 +254,29 @@ pub mod codes {
     pub const INVALID_SESSION_TAGS: &str = "invalid_session_tags";
 }
 
+/// Describes what a configuration list allows, for a deny reason: `mapper_config.KEY allows
+/// "a", "b"` (at most ten values, then how many more), or `mapper_config.KEY is empty`. The
+/// values are the operator's configuration (ids, refs, names), which a CI user may see; keep
+/// secrets out of configuration lists.
+pub fn allowed_by(key: &str, values: &[String]) -> String {
+    const SHOWN: usize = 10;
+    if values.is_empty() {
+        return format!("mapper_config.{key} is empty");
+    }
+    let mut text = format!("mapper_config.{key} allows ");
+    for (i, value) in values.iter().take(SHOWN).enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        let shown: String = value.chars().take(128).collect();
+        text.push_str(&format!("{shown:?}"));
+    }
+    if values.len() > SHOWN {
+        text.push_str(&format!(" and {} more", values.len() - SHOWN));
+    }
+    text
+}
+
 /// A policy refusal: the caller gets a 403 `access_denied` with the reason, and the audit
 /// line records the code.
 #[derive(Debug, Clone, PartialEq, Eq)]
