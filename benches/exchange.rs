@@ -31,10 +31,10 @@ use claimex::registry::file::FileSource;
 use claimex::registry::{IssuerRules, Registry};
 use claimex::signer::local::{LocalKey, LocalKeyStore};
 use claimex::signer::{KeyStore, SigningAlg, SigningKey};
-use claimex::subject::{SubjectKind, SubjectVerifier};
 use claimex::subject::jwt::{
     self as verify, IssuerKeys, JwtVerifier, KeySet, KeysError, OidcPolicy, VerifyPolicy,
 };
+use claimex::subject::{SubjectKind, SubjectVerifier};
 use claimex::system::{RandomIds, SystemClock, unix_now as system_now};
 use claimex_testkit::GITHUB_CLAIMS;
 

@@ -49,9 +49,12 @@ pub fn mapper(name: &str) -> PathBuf {
 pub struct Claimex {
     /// `http://127.0.0.1:PORT`
     pub url: String,
+    /// The metrics listener, `http://127.0.0.1:PORT`, when started with metrics.
+    pub metrics_url: Option<String>,
     /// The working directory (config, issuers file, key).
     pub dir: tempfile::TempDir,
     handle: actix_web::dev::ServerHandle,
+    metrics_handle: Option<actix_web::dev::ServerHandle>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -64,8 +67,17 @@ impl Claimex {
         Claimex::try_start(issuers, extra).expect("claimex did not start")
     }
 
+    /// Like [`Claimex::start`], with `GET /metrics` on a listener of its own.
+    pub fn start_with_metrics(issuers: &str, extra: &str) -> Claimex {
+        Claimex::try_start_with(issuers, extra, true).expect("claimex did not start")
+    }
+
     /// Like [`Claimex::start`], returning the start-up error.
     pub fn try_start(issuers: &str, extra: &str) -> anyhow::Result<Claimex> {
+        Claimex::try_start_with(issuers, extra, false)
+    }
+
+    fn try_start_with(issuers: &str, extra: &str, metrics: bool) -> anyhow::Result<Claimex> {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("issuers.toml"), issuers)?;
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -78,6 +90,24 @@ impl Claimex {
                 .display()
                 .to_string()
         );
+        let metrics_listener = if metrics {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            // A top-level key: before the first section.
+            text.insert_str(
+                0,
+                &format!(
+                    "metrics_listen = {:?}\n",
+                    listener.local_addr()?.to_string()
+                ),
+            );
+            Some(listener)
+        } else {
+            None
+        };
+        let metrics_url = match &metrics_listener {
+            Some(l) => Some(format!("http://{}", l.local_addr()?)),
+            None => None,
+        };
         // Sections in `extra` may repeat [mapper]; TOML forbids that, so merge by hand.
         text = merge_toml(&text, extra);
         std::fs::write(dir.path().join("claimex.toml"), text)?;
@@ -99,15 +129,34 @@ impl Claimex {
                         return;
                     }
                 };
-                let _ = tx.send(Ok(server.handle()));
-                let _ = server.await;
+                let metrics = match metrics_listener
+                    .map(|l| claimex::app::metrics_server(&app, l))
+                    .transpose()
+                {
+                    Ok(server) => server.flatten(),
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = tx.send(Ok((server.handle(), metrics.as_ref().map(|m| m.handle()))));
+                match metrics {
+                    Some(metrics) => {
+                        let _ = futures_util::future::join(server, metrics).await;
+                    }
+                    None => {
+                        let _ = server.await;
+                    }
+                }
             });
         });
-        let handle = rx
+        let (handle, metrics_handle) = rx
             .recv_timeout(Duration::from_secs(60))
             .map_err(|_| anyhow::anyhow!("claimex did not start within 60 s"))??;
         Ok(Claimex {
             url,
+            metrics_url,
+            metrics_handle,
             dir,
             handle,
             thread: Some(thread),
@@ -123,8 +172,14 @@ impl Claimex {
 impl Drop for Claimex {
     fn drop(&mut self) {
         let handle = self.handle.clone();
+        let metrics = self.metrics_handle.clone();
         let _ = std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(handle.stop(false));
+            actix_web::rt::System::new().block_on(async move {
+                if let Some(metrics) = metrics {
+                    metrics.stop(false).await;
+                }
+                handle.stop(false).await;
+            });
         })
         .join();
         if let Some(thread) = self.thread.take() {
