@@ -111,3 +111,113 @@ pub async fn run(job: &ShadowJob) -> Option<ShadowResult> {
     });
     Some(ShadowResult::Disagree)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::mapper::{ClaimsMapper, ConfigError, MapDecision, MapOutcome};
+    use crate::registry::{Shadow, spec};
+
+    /// Allows with a tag whose value must never be logged.
+    struct Allows;
+    #[async_trait::async_trait]
+    impl ClaimsMapper for Allows {
+        fn sha256(&self) -> &str {
+            "shadow"
+        }
+        async fn validate_config(&self, _: &str) -> Result<(), ConfigError> {
+            Ok(())
+        }
+        async fn map(&self, _: &MapRequest<'_>) -> MapOutcome {
+            Ok(MapDecision::Allow(
+                r#"{"sub":"s","https://aws.amazon.com/tags":{"principal_tags":{"team":["tag-value-secret"]}}}"#
+                    .into(),
+            ))
+            .into()
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn job(live: Decided) -> ShadowJob {
+        let mut issuer = spec::tests::issuer("github", spec::tests::base()).unwrap();
+        issuer.shadow = Some(Shadow {
+            mapper: Arc::new(Allows),
+            config: "null".into(),
+            path: "shadow.wasm".into(),
+        });
+        ShadowJob {
+            issuer: Arc::new(issuer),
+            claims_json: "{}".into(),
+            live,
+            inbound: [None, Some("repo:a/b".into()), Some("jti-9".into())],
+        }
+    }
+
+    fn run_logged(job: &ShadowJob) -> (Option<ShadowResult>, String) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let result = tracing::subscriber::with_default(subscriber, || {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(run(job))
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        (result, text)
+    }
+
+    #[test]
+    fn a_disagreement_is_an_audit_line_with_both_decisions_and_no_tag_values() {
+        let live = Decided::Deny {
+            code: "owner_not_allowed".into(),
+            reason: "no".into(),
+        };
+        let (result, log) = run_logged(&job(live));
+        assert_eq!(result, Some(ShadowResult::Disagree));
+        let line: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+        let fields = &line["fields"];
+        assert_eq!(fields["event"], "shadow_disagreement", "{log}");
+        assert_eq!(fields["issuer_id"], "github");
+        assert_eq!(fields["inbound_jti"], "jti-9");
+        assert_eq!(fields["live_decision"], "deny");
+        assert_eq!(fields["live_code"], "owner_not_allowed");
+        assert_eq!(fields["shadow_decision"], "allow");
+        assert_eq!(fields["differences"], "decision");
+        assert_eq!(line["target"], "claimex::audit");
+        assert!(!log.contains("tag-value-secret"), "{log}");
+    }
+
+    #[test]
+    fn an_agreement_writes_nothing_and_tag_differences_name_keys_only() {
+        let same = r#"{"sub":"s","https://aws.amazon.com/tags":{"principal_tags":{"team":["tag-value-secret"]}}}"#;
+        let (result, log) = run_logged(&job(Decided::Allow(same.into())));
+        assert_eq!(result, Some(ShadowResult::Agree));
+        assert!(log.is_empty(), "{log}");
+
+        let other = r#"{"sub":"s","https://aws.amazon.com/tags":{"principal_tags":{"team":["other-value"]}}}"#;
+        let (result, log) = run_logged(&job(Decided::Allow(other.into())));
+        assert_eq!(result, Some(ShadowResult::Disagree));
+        assert!(log.contains(r#""tag_keys":"team""#), "{log}");
+        assert!(
+            !log.contains("tag-value-secret") && !log.contains("other-value"),
+            "{log}"
+        );
+    }
+}
