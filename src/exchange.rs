@@ -167,9 +167,9 @@ impl Exchanger {
         let issuer = chosen.ok_or_else(|| {
             ExchangeError::new(Refusal::Internal, "the verifier chose no issuer entry")
         })?;
-        audit.inbound_iss = verified.iss.clone();
-        audit.inbound_sub = verified.sub.clone();
-        audit.inbound_jti = verified.jti.clone();
+        audit.inbound_iss = verified.iss;
+        audit.inbound_sub = verified.sub;
+        audit.inbound_jti = verified.jti;
 
         let outcome = issuer
             .mapper
