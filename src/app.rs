@@ -213,13 +213,21 @@ pub async fn serve(config: &Config, app: App) -> anyhow::Result<()> {
     let addr: SocketAddr = config.listen.parse().context("listen")?;
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
-    let server = server(&app, listener, config.workers)?;
-    tracing::info!(%addr, public_url = %config.public_url, "claimex is serving");
-    match &config.metrics_listen {
+    // Both addresses are bound before either server starts: a taken metrics port stops
+    // start-up instead of leaving a server without its metrics.
+    let metrics_listener = match &config.metrics_listen {
         Some(metrics_addr) => {
             let metrics_addr: SocketAddr = metrics_addr.parse().context("metrics_listen")?;
             let listener = std::net::TcpListener::bind(metrics_addr)
                 .with_context(|| format!("cannot listen on {metrics_addr} (metrics_listen)"))?;
+            Some((metrics_addr, listener))
+        }
+        None => None,
+    };
+    let server = server(&app, listener, config.workers)?;
+    tracing::info!(%addr, public_url = %config.public_url, "claimex is serving");
+    match metrics_listener {
+        Some((metrics_addr, listener)) => {
             let metrics = metrics_server(&app, listener)?
                 .context("metrics_listen is set but metrics were not built")?;
             tracing::info!(addr = %metrics_addr, "claimex serves GET /metrics");
