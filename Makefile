@@ -6,14 +6,14 @@ MAPPER_DIR := target/mappers
 STOCK_MAPPERS := claimex-mapper-github claimex-mapper-gitlab claimex-mapper-rules
 FIXTURES := $(addprefix claimex-fixture-,trap spin membomb bigoutput notobject reserved badtags echo wrongexport wrongversion error)
 
-.PHONY: demo test mappers fixtures js-mappers toolchain emulator lint bench
+.PHONY: demo test mappers fixtures js-mappers toolchain emulator pytools lint bench
 
 ## Run the whole exchange on loopback: issuer, claimex, GitHub mapper, local key.
 demo: mappers
 	$(CARGO) run --quiet -- demo
 
 ## Run every test: unit, integration (loopback issuer, real mappers, AWS emulator), mapper crates.
-test: toolchain emulator fixtures
+test: toolchain emulator pytools fixtures
 	$(CARGO) test --workspace
 
 ## Build the stock mappers as WebAssembly components (wasm32-wasip2).
@@ -34,6 +34,10 @@ $(JS_MAPPER_GITHUB): mappers/js/github/mapper.js mappers/js/claimex.js mappers/j
 
 toolchain:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+## The Prometheus project's Python client, whose OpenMetrics parser tests/metrics.rs reads /metrics with.
+pytools:
+	@python3 -c "import prometheus_client.openmetrics.parser" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check prometheus-client
 
 ## The AWS API emulator used by tests/aws.rs.
 emulator:

@@ -22,16 +22,19 @@ use serde_json::{Value, json};
 
 use claimex::exchange::{ExchangeRequest, ExchangeSettings, Exchanger, IdSource as _, Ports};
 use claimex::mapper::wasm::{Limits, MapperRuntime};
-use claimex::mapper::{ClaimsMapper, MapRequest};
+use claimex::mapper::{ClaimsMapper, MapRequest, MapperLoader};
+use claimex::metrics::prometheus::PrometheusMetrics;
+use claimex::metrics::timed::{TimedKeyStore, TimedLoader, TimedVerifier};
+use claimex::metrics::{ExchangeRecord, NoRecorder, Recorder};
 use claimex::mint::{self, Stamp, TokenSettings};
 use claimex::registry::file::FileSource;
 use claimex::registry::{IssuerRules, Registry};
 use claimex::signer::local::{LocalKey, LocalKeyStore};
-use claimex::signer::{SigningAlg, SigningKey};
-use claimex::subject::SubjectKind;
+use claimex::signer::{KeyStore, SigningAlg, SigningKey};
 use claimex::subject::jwt::{
     self as verify, IssuerKeys, JwtVerifier, KeySet, KeysError, OidcPolicy, VerifyPolicy,
 };
+use claimex::subject::{SubjectKind, SubjectVerifier};
 use claimex::system::{RandomIds, SystemClock};
 use claimex_testkit::issuer::{pad_claims, sign};
 use claimex_testkit::{GITHUB_CLAIMS, mappers, now};
@@ -119,6 +122,26 @@ impl World {
         alg: SigningAlg,
         issuers: usize,
     ) -> Exchanger {
+        self.exchanger_with(rt, alg, issuers, None)
+    }
+
+    /// [`World::exchanger`], with metrics wired as `claimex serve` wires them when
+    /// `metrics_listen` is set: timing decorators on the verifier, the mapper and the signer.
+    fn exchanger_with(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        alg: SigningAlg,
+        issuers: usize,
+        metrics: Option<Arc<PrometheusMetrics>>,
+    ) -> Exchanger {
+        let recorder: Arc<dyn Recorder> = match &metrics {
+            Some(m) => m.clone(),
+            None => Arc::new(NoRecorder),
+        };
+        let loader: Arc<dyn MapperLoader> = match &metrics {
+            Some(_) => Arc::new(TimedLoader::new(self.runtime.clone(), recorder.clone())),
+            None => self.runtime.clone(),
+        };
         let mut text = String::new();
         for i in 0..issuers {
             let (id, iss) = if i == 0 {
@@ -139,20 +162,25 @@ impl World {
                 mapper_dir: PathBuf::new(),
                 allow_http_loopback: false,
             },
-            self.runtime.clone(),
+            loader,
         ));
         let report = rt.block_on(registry.refresh()).unwrap();
         assert_eq!(report.loaded, issuers);
         let (signing, _) = LocalKey::generate(alg).unwrap();
-        let oidc = JwtVerifier::new(
+        let mut oidc: Arc<dyn SubjectVerifier> = Arc::new(JwtVerifier::new(
             Arc::new(StaticKeys(self.keys.clone())),
             VerifyPolicy::default(),
-        );
+        ));
+        let mut signer: Arc<dyn KeyStore> = Arc::new(LocalKeyStore::new(signing, vec![]));
+        if metrics.is_some() {
+            oidc = Arc::new(TimedVerifier::new(oidc, recorder.clone()));
+            signer = Arc::new(TimedKeyStore::new(signer, recorder, "local"));
+        }
         Exchanger::new(
             Ports {
                 registry,
-                subjects: vec![Arc::new(oidc)],
-                signer: Arc::new(LocalKeyStore::new(signing, vec![])),
+                subjects: vec![oidc],
+                signer,
                 clock: Arc::new(SystemClock),
                 ids: Arc::new(RandomIds),
             },
@@ -305,6 +333,25 @@ fn whole(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
                 result.unwrap()
             })
         });
+        // As `claimex serve` runs with metrics_listen set: decorators, and the exchange
+        // timed and counted as the HTTP handler does.
+        let metrics = Arc::new(PrometheusMetrics::new());
+        let exchanger = world.exchanger_with(rt, alg, 1, Some(metrics.clone()));
+        g.bench_function(format!("{}_metrics", alg.as_str()), |b| {
+            b.to_async(rt).iter(|| async {
+                let started = Instant::now();
+                let (result, audit) = exchanger
+                    .exchange(&oidc_request(black_box(&token), Some("github")))
+                    .await;
+                metrics.exchange(&ExchangeRecord {
+                    issuer_id: audit.issuer_id.as_deref().filter(|_| audit.issuer_resolved),
+                    kind: SubjectKind::Oidc,
+                    outcome: result.as_ref().map(drop),
+                    elapsed: started.elapsed(),
+                });
+                result.unwrap()
+            })
+        });
     }
     g.finish();
 }
@@ -375,6 +422,8 @@ fn summary(tails: &str) {
         ("stages", "mint_unsigned"),
         ("exchange", "RS256"),
         ("exchange", "ES256"),
+        ("exchange", "RS256_metrics"),
+        ("exchange", "ES256_metrics"),
         ("scaling", "token_bytes/1024"),
         ("scaling", "token_bytes/8192"),
         ("scaling", "token_bytes/15360"),
@@ -412,6 +461,14 @@ fn summary(tails: &str) {
         ex_rs - floor_rs - mapper
     );
     let _ = writeln!(out, "  mapper call: {mapper:.1} µs (target <= 40)");
+    let _ = writeln!(
+        out,
+        "  metrics on / off: ES256 {:.3}x ({:+.1} µs), RS256 {:.3}x ({:+.1} µs)",
+        m("exchange", "ES256_metrics") / ex_es,
+        m("exchange", "ES256_metrics") - ex_es,
+        m("exchange", "RS256_metrics") / ex_rs,
+        m("exchange", "RS256_metrics") - ex_rs
+    );
     let _ = writeln!(
         out,
         "  issuers 10000 / issuers 1: {:.3}x",

@@ -13,13 +13,19 @@ use anyhow::Context as _;
 use crate::config::Config;
 use crate::exchange::{ExchangeSettings, Exchanger, Ports};
 use crate::http::{AppState, routes};
+use crate::mapper::MapperLoader;
+use crate::mapper::shadow_runner::ShadowRunner;
 use crate::mapper::wasm::MapperRuntime;
+use crate::metrics::prometheus::{KeyAges, PrometheusMetrics};
+use crate::metrics::timed::{TimedKeyStore, TimedLoader, TimedVerifier};
+use crate::metrics::{NoRecorder, Recorder};
 use crate::registry::file::FileSource;
 use crate::registry::ssm::SsmSource;
 use crate::registry::{IssuerRules, IssuerSource, Registry, RegistryBackend};
 use crate::signer::kms::KmsKeyStore;
 use crate::signer::local::{self, LocalKeyStore};
 use crate::signer::{KeyStore, SignerBackend};
+use crate::subject::SubjectVerifier;
 use crate::subject::jwt::JwtVerifier;
 use crate::subject::jwt::issuer_keys::HttpIssuerKeys;
 use crate::system::{RandomIds, SystemClock};
@@ -28,6 +34,10 @@ use crate::system::{RandomIds, SystemClock};
 pub struct App {
     /// The pipeline.
     pub exchanger: Arc<Exchanger>,
+    /// The metrics, when `metrics_listen` is set.
+    pub metrics: Option<Arc<PrometheusMetrics>>,
+    /// Where the parts report (the metrics, or nothing).
+    pub recorder: Arc<dyn Recorder>,
     /// The mapper runtime (shared by `claimex mapper` commands).
     pub runtime: Arc<MapperRuntime>,
     /// Largest inbound token, bytes.
@@ -74,10 +84,22 @@ pub fn issuer_rules(config: &Config) -> IssuerRules {
 
 /// Builds every part and loads the registry once.
 pub async fn build(config: &Config) -> anyhow::Result<App> {
+    let metrics = config
+        .metrics_listen
+        .is_some()
+        .then(|| Arc::new(PrometheusMetrics::new()));
+    let recorder: Arc<dyn Recorder> = match &metrics {
+        Some(m) => m.clone(),
+        None => Arc::new(NoRecorder),
+    };
     let runtime = MapperRuntime::new(config.mapper.limits(), config.mapper.cache_dir.clone())?;
+    let loader: Arc<dyn MapperLoader> = match &metrics {
+        Some(_) => Arc::new(TimedLoader::new(runtime.clone(), recorder.clone())),
+        None => runtime.clone(),
+    };
     let source = issuer_source(config).await;
     let rules = issuer_rules(config);
-    let registry = Arc::new(Registry::new(source, rules, runtime.clone()));
+    let registry = Arc::new(Registry::new(source, rules, loader));
     let report = registry.refresh().await.with_context(|| {
         format!(
             "cannot load the issuer registry ({})",
@@ -105,13 +127,30 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             .clone()
             .refresh_forever(Duration::from_secs(config.registry.refresh_secs)),
     );
-    let signer = key_store(config).await?;
-    let keys = HttpIssuerKeys::new(config.jwks.clone(), config.allow_http_loopback)
-        .context("cannot build the HTTP client for issuer keys")?;
-    let oidc = JwtVerifier::new(Arc::new(keys), config.verify.clone());
+    let mut signer = key_store(config).await?;
+    let keys = Arc::new(
+        HttpIssuerKeys::new(config.jwks.clone(), config.allow_http_loopback)
+            .context("cannot build the HTTP client for issuer keys")?
+            .with_recorder(recorder.clone()),
+    );
+    let mut oidc: Arc<dyn SubjectVerifier> =
+        Arc::new(JwtVerifier::new(keys.clone(), config.verify.clone()));
+    if let Some(metrics) = &metrics {
+        let backend = match config.signer.backend {
+            SignerBackend::Local => "local",
+            SignerBackend::Kms => "kms",
+        };
+        signer = Arc::new(TimedKeyStore::new(signer, recorder.clone(), backend));
+        oidc = Arc::new(TimedVerifier::new(oidc, recorder.clone()));
+        metrics.attach(
+            registry.clone(),
+            signer.clone(),
+            key_ages(keys, registry.clone()),
+        );
+    }
     let ports = Ports {
         registry,
-        subjects: vec![Arc::new(oidc)],
+        subjects: vec![oidc],
         signer,
         clock: Arc::new(SystemClock),
         ids: Arc::new(RandomIds),
@@ -120,10 +159,31 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         issuer_url: config.public_url.clone(),
         token: config.token.clone(),
     };
+    let shadow = ShadowRunner::start(&config.shadow, recorder.clone());
     Ok(App {
-        exchanger: Arc::new(Exchanger::new(ports, settings)),
+        exchanger: Arc::new(Exchanger::new(ports, settings).with_shadow(shadow)),
+        metrics,
+        recorder,
         runtime,
         max_token_bytes: config.verify.max_token_bytes,
+    })
+}
+
+/// The ages of the cached issuer keys by issuer id, read from the key cache (by URL) and the
+/// registry's current entries.
+fn key_ages(keys: Arc<HttpIssuerKeys>, registry: Arc<Registry>) -> KeyAges {
+    Box::new(move || {
+        let ages: std::collections::HashMap<String, Duration> = keys.ages().into_iter().collect();
+        let snapshot = registry.snapshot();
+        snapshot
+            .ids()
+            .into_iter()
+            .filter_map(|id| {
+                let issuer = snapshot.by_id(&id).ok()?;
+                let age = ages.get(issuer.subject.url()?)?;
+                Some((id, *age))
+            })
+            .collect()
     })
 }
 
@@ -170,9 +230,54 @@ pub async fn serve(config: &Config, app: App) -> anyhow::Result<()> {
     let addr: SocketAddr = config.listen.parse().context("listen")?;
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    // Both addresses are bound before either server starts: a taken metrics port stops
+    // start-up instead of leaving a server without its metrics.
+    let metrics_listener = match &config.metrics_listen {
+        Some(metrics_addr) => {
+            let metrics_addr: SocketAddr = metrics_addr.parse().context("metrics_listen")?;
+            let listener = std::net::TcpListener::bind(metrics_addr)
+                .with_context(|| format!("cannot listen on {metrics_addr} (metrics_listen)"))?;
+            Some((metrics_addr, listener))
+        }
+        None => None,
+    };
     let server = server(&app, listener, config.workers)?;
     tracing::info!(%addr, public_url = %config.public_url, "claimex is serving");
-    server.await.context("the HTTP server failed")
+    match metrics_listener {
+        Some((metrics_addr, listener)) => {
+            let metrics = metrics_server(&app, listener)?
+                .context("metrics_listen is set but metrics were not built")?;
+            tracing::info!(addr = %metrics_addr, "claimex serves GET /metrics");
+            let (public, metrics) = futures_util::future::join(server, metrics).await;
+            public.context("the HTTP server failed")?;
+            metrics.context("the metrics server failed")
+        }
+        None => server.await.context("the HTTP server failed"),
+    }
+}
+
+/// The metrics server (`GET /metrics`) for `app` on an already bound listener: one worker,
+/// apart from the public server. `None` when the app keeps no metrics.
+pub fn metrics_server(
+    app: &App,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<Option<actix_web::dev::Server>> {
+    let Some(metrics) = app.metrics.clone() else {
+        return Ok(None);
+    };
+    let state = actix_web::web::Data::new(metrics);
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(state.clone())
+            .configure(crate::http::metrics::routes)
+    })
+    .workers(1)
+    .client_request_timeout(Duration::from_secs(10))
+    .shutdown_timeout(5)
+    .listen(listener)
+    .context("cannot serve metrics on the listener")?
+    .run();
+    Ok(Some(server))
 }
 
 /// The HTTP server for `app` on an already bound listener.
@@ -184,6 +289,7 @@ pub fn server(
     let state = actix_web::web::Data::new(AppState {
         exchanger: app.exchanger.clone(),
         max_token_bytes: app.max_token_bytes,
+        recorder: app.recorder.clone(),
     });
     let mut builder = actix_web::HttpServer::new(move || {
         actix_web::App::new()

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::aws::AwsSettings;
+use crate::mapper::shadow_runner::ShadowSettings;
 use crate::mapper::wasm::MapperSettings;
 use crate::mint::TokenSettings;
 use crate::registry::RegistrySettings;
@@ -34,6 +35,10 @@ pub struct Config {
     /// The socket address to listen on.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Where `GET /metrics` is served (Prometheus/OpenMetrics), e.g. `127.0.0.1:9464`: a
+    /// listener of its own, never the public one. Unset (the default): no metrics are kept.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
     /// HTTP worker threads; 0 means one per core.
     #[serde(default)]
     pub workers: usize,
@@ -61,6 +66,9 @@ pub struct Config {
     /// `[aws]`: AWS client settings shared by the AWS backends ([`AwsSettings`]).
     #[serde(default)]
     pub aws: AwsSettings,
+    /// `[shadow]`: the shadow mapper queue ([`ShadowSettings`]).
+    #[serde(default)]
+    pub shadow: ShadowSettings,
 }
 
 fn default_listen() -> String {
@@ -176,12 +184,27 @@ impl Config {
                 format!("{:?} is not an address:port ({e})", self.listen),
             )
         })?;
+        if let Some(metrics) = &self.metrics_listen {
+            let addr = metrics.parse::<std::net::SocketAddr>().map_err(|e| {
+                bad(
+                    "metrics_listen",
+                    format!("{metrics:?} is not an address:port ({e})"),
+                )
+            })?;
+            if self.listen.parse::<std::net::SocketAddr>().ok() == Some(addr) && addr.port() != 0 {
+                return Err(bad(
+                    "metrics_listen",
+                    "must differ from listen: metrics are served on a listener of their own",
+                ));
+            }
+        }
         section("token", self.token.validate())?;
         section("verify", self.verify.validate())?;
         section("jwks", self.jwks.validate())?;
         section("mapper", self.mapper.validate())?;
         section("registry", self.registry.validate())?;
         section("signer", self.signer.validate())?;
+        section("shadow", self.shadow.validate())?;
         Ok(())
     }
 }

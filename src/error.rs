@@ -1,10 +1,12 @@
 //! The typed refusal every exchange ends in when it does not end in a token.
 //!
 //! An [`ExchangeError`] carries a [`Refusal`] (what kind of failure, which decides the RFC 6749
-//! error code and, in the HTTP adapter, the status) and a description written for the caller:
-//! it says what was wrong and, where it helps, what to do. Descriptions never contain the
-//! token or key material.
+//! error code and, in the HTTP adapter, the status), a stable machine-readable [`Reason`] code
+//! (claimex's own [`ReasonCode`], or the mapper's deny code) and a description written for the
+//! caller: it says what was wrong and, where it helps, what to do. Descriptions never contain
+//! the token or key material.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The RFC 6749 §5.2 error codes claimex answers with.
@@ -90,20 +92,181 @@ impl Refusal {
     }
 }
 
+macro_rules! reason_codes {
+    ($($(#[doc = $doc:literal])* $variant:ident = $text:literal => $refusal:ident,)*) => {
+        /// claimex's own reason codes: stable, machine-readable, one [`Refusal`] each. The
+        /// `/exchange` refusal body carries one as `reason_code` (a mapper's denial carries the
+        /// mapper's deny code instead); README.md lists them all.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ReasonCode {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl ReasonCode {
+            /// Every code, in documentation order.
+            pub const ALL: &'static [ReasonCode] = &[$(ReasonCode::$variant,)*];
+
+            /// The code as it appears in `reason_code`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ReasonCode::$variant => $text,)*
+                }
+            }
+
+            /// The kind of refusal this code is.
+            pub fn refusal(self) -> Refusal {
+                match self {
+                    $(ReasonCode::$variant => Refusal::$refusal,)*
+                }
+            }
+        }
+    };
+}
+
+reason_codes! {
+    /// The body is larger than `verify.max_token_bytes`.
+    TokenTooLarge = "token_too_large" => TooLarge,
+    /// The body is empty.
+    TokenMissing = "token_missing" => Malformed,
+    /// The body is not a compact JWS (or not UTF-8, or its header or payload do not decode).
+    NotAJwt = "not_a_jwt" => Malformed,
+    /// The request is malformed otherwise (bad JSON body, unreadable body).
+    MalformedRequest = "malformed_request" => Malformed,
+    /// A query parameter is wrong (`issuerId` given twice).
+    InvalidParameter = "invalid_parameter" => Malformed,
+    /// A token was put in the URL.
+    TokenInUrl = "token_in_url" => Malformed,
+    /// claimex does not accept this kind of credential.
+    UnsupportedSubjectKind = "unsupported_subject_kind" => Malformed,
+    /// No issuer is registered with the `issuerId` given.
+    UnknownIssuer = "unknown_issuer" => UnknownIssuer,
+    /// Several issuers share the token's `iss`: name one with `issuerId`.
+    AmbiguousIssuer = "ambiguous_issuer" => UnknownIssuer,
+    /// The issuer named accepts another kind of credential.
+    IssuerKindMismatch = "issuer_kind_mismatch" => UnknownIssuer,
+    /// No issuer is registered for the token's `iss`.
+    UnregisteredIssuer = "unregistered_issuer" => Unverified,
+    /// The token does not verify (a generic code; the specific ones follow).
+    InvalidToken = "invalid_token" => Unverified,
+    /// The token's algorithm is never accepted, or not by this issuer entry (`algorithms`).
+    AlgorithmNotAllowed = "algorithm_not_allowed" => Unverified,
+    /// The token's header lists critical extensions (`crit`).
+    UnsupportedCritHeader = "unsupported_crit_header" => Unverified,
+    /// The token's `kid` is not among the issuer's keys.
+    UnknownKid = "unknown_kid" => Unverified,
+    /// No key of the issuer fits the token's `kid` and `alg`.
+    NoMatchingKey = "no_matching_key" => Unverified,
+    /// The signature does not verify.
+    BadSignature = "bad_signature" => Unverified,
+    /// The payload is not a JSON object.
+    MalformedClaims = "malformed_claims" => Unverified,
+    /// A registered claim is given twice.
+    DuplicateClaim = "duplicate_claim" => Unverified,
+    /// A required claim (`iss`, `aud`, `exp`, `iat`) is missing.
+    MissingClaim = "missing_claim" => Unverified,
+    /// A registered claim has the wrong type.
+    MalformedClaim = "malformed_claim" => Unverified,
+    /// `exp` has passed (beyond the leeway).
+    TokenExpired = "token_expired" => Unverified,
+    /// `nbf` lies in the future.
+    TokenNotYetValid = "token_not_yet_valid" => Unverified,
+    /// `iat` lies in the future.
+    TokenIssuedInFuture = "token_issued_in_future" => Unverified,
+    /// The token is older than `verify.max_token_age_secs`.
+    TokenTooOld = "token_too_old" => Unverified,
+    /// `iss` is not the issuer entry's `issuer`.
+    IssuerMismatch = "issuer_mismatch" => Unverified,
+    /// `aud` names none of the issuer entry's `audiences`.
+    AudienceMismatch = "audience_mismatch" => Unverified,
+    /// The mapper denied without a usable code (never sent: a denial carries the mapper's).
+    AccessDenied = "access_denied" => Denied,
+    /// The mapper failed: an error, a trap, its deadline, its memory cap, its output cap.
+    MapperFailed = "mapper_failed" => MapperFailed,
+    /// The mapper's output cannot be signed (reserved claims, tags, audience, `sub`).
+    InvalidMapperOutput = "invalid_mapper_output" => InvalidOutput,
+    /// The issuer's keys cannot be fetched now.
+    IssuerKeysUnavailable = "issuer_keys_unavailable" => Unavailable,
+    /// The signing key cannot be used now (KMS unreachable, throttled, disabled).
+    SigningUnavailable = "signing_unavailable" => Unavailable,
+    /// claimex failed.
+    InternalError = "internal_error" => Internal,
+}
+
+impl Refusal {
+    /// The reason code of a refusal made without a more specific one.
+    pub fn default_reason(self) -> ReasonCode {
+        match self {
+            Refusal::TooLarge => ReasonCode::TokenTooLarge,
+            Refusal::Malformed => ReasonCode::MalformedRequest,
+            Refusal::UnknownIssuer => ReasonCode::UnknownIssuer,
+            Refusal::Unverified => ReasonCode::InvalidToken,
+            Refusal::Denied => ReasonCode::AccessDenied,
+            Refusal::MapperFailed => ReasonCode::MapperFailed,
+            Refusal::InvalidOutput => ReasonCode::InvalidMapperOutput,
+            Refusal::Unavailable => ReasonCode::SigningUnavailable,
+            Refusal::Internal => ReasonCode::InternalError,
+        }
+    }
+}
+
+/// The machine-readable reason of a refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// One of claimex's own.
+    Claimex(ReasonCode),
+    /// The mapper's deny code (1 to 64 of `[a-z0-9_]`, checked by the host).
+    Mapper(Cow<'static, str>),
+}
+
+impl Reason {
+    /// The code as it appears in `reason_code`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Reason::Claimex(code) => code.as_str(),
+            Reason::Mapper(code) => code,
+        }
+    }
+}
+
 /// Why an exchange produced no token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExchangeError {
     /// The kind of failure.
     pub refusal: Refusal,
+    /// The stable machine-readable reason.
+    pub reason: Reason,
     /// What went wrong, for the caller. Never contains the token.
     pub description: String,
 }
 
 impl ExchangeError {
-    /// A new error of kind `refusal`.
+    /// A new error of kind `refusal`, with that kind's default reason code (prefer
+    /// [`ExchangeError::coded`] where a more specific code exists).
     pub fn new(refusal: Refusal, description: impl Into<String>) -> ExchangeError {
         ExchangeError {
             refusal,
+            reason: Reason::Claimex(refusal.default_reason()),
+            description: description.into(),
+        }
+    }
+
+    /// A new error with reason code `code` (and its kind of refusal).
+    pub fn coded(code: ReasonCode, description: impl Into<String>) -> ExchangeError {
+        ExchangeError {
+            refusal: code.refusal(),
+            reason: Reason::Claimex(code),
+            description: description.into(),
+        }
+    }
+
+    /// The mapper's denial: `access_denied`, with the mapper's deny code.
+    pub fn denied(
+        code: impl Into<Cow<'static, str>>,
+        description: impl Into<String>,
+    ) -> ExchangeError {
+        ExchangeError {
+            refusal: Refusal::Denied,
+            reason: Reason::Mapper(code.into()),
             description: description.into(),
         }
     }
@@ -111,6 +274,11 @@ impl ExchangeError {
     /// The RFC 6749 error code.
     pub fn code(&self) -> ErrorCode {
         self.refusal.code()
+    }
+
+    /// The machine-readable reason code, as sent in `reason_code`.
+    pub fn reason_code(&self) -> &str {
+        self.reason.as_str()
     }
 }
 
@@ -121,3 +289,44 @@ impl fmt::Display for ExchangeError {
 }
 
 impl std::error::Error for ExchangeError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_codes_are_unique_snake_case_and_documented() {
+        let readme = include_str!("../README.md");
+        let mut seen = std::collections::HashSet::new();
+        for code in ReasonCode::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "{text} twice");
+            assert!(crate::mapper::contract::valid_deny_code(text), "{text}");
+            assert!(
+                readme.contains(&format!("`{text}`")),
+                "README.md does not list {text}"
+            );
+        }
+        for refusal in [
+            Refusal::TooLarge,
+            Refusal::Malformed,
+            Refusal::UnknownIssuer,
+            Refusal::Unverified,
+            Refusal::Denied,
+            Refusal::MapperFailed,
+            Refusal::InvalidOutput,
+            Refusal::Unavailable,
+            Refusal::Internal,
+        ] {
+            assert_eq!(refusal.default_reason().refusal(), refusal);
+        }
+        assert_eq!(
+            ExchangeError::coded(ReasonCode::TokenExpired, "x").refusal,
+            Refusal::Unverified
+        );
+        assert_eq!(
+            ExchangeError::denied("owner_not_allowed", "x").reason_code(),
+            "owner_not_allowed"
+        );
+    }
+}

@@ -11,9 +11,10 @@
 use std::sync::Arc;
 
 use crate::audit::Audit;
-use crate::error::{ExchangeError, Refusal};
+use crate::error::{ExchangeError, ReasonCode, Refusal};
+use crate::mapper::shadow::{Decided, ShadowJob, ShadowSink};
 use crate::mapper::{MapDecision, MapRequest, MapperError};
-use crate::mint::{self, Stamp, TokenSettings};
+use crate::mint::{self, CheckedClaims, OutputPolicy, Stamp, TokenSettings};
 use crate::registry::{Issuer, Lookup, Registry};
 use crate::signer::{KeyStore, SignError};
 use crate::subject::{Claimed, SubjectKind, SubjectPolicy, SubjectVerifier};
@@ -80,12 +81,24 @@ const MAX_REASON_CHARS: usize = 512;
 pub struct Exchanger {
     ports: Ports,
     settings: ExchangeSettings,
+    shadow: Option<Arc<dyn ShadowSink>>,
 }
 
 impl Exchanger {
     /// An exchanger over these ports.
     pub fn new(ports: Ports, settings: ExchangeSettings) -> Exchanger {
-        Exchanger { ports, settings }
+        Exchanger {
+            ports,
+            settings,
+            shadow: None,
+        }
+    }
+
+    /// Hands every live decision of an entry with a shadow mapper to `sink`, to be compared
+    /// off the response path.
+    pub fn with_shadow(mut self, sink: Arc<dyn ShadowSink>) -> Exchanger {
+        self.shadow = Some(sink);
+        self
     }
 
     /// The settings.
@@ -129,8 +142,8 @@ impl Exchanger {
             .iter()
             .find(|v| v.kind() == request.kind)
             .ok_or_else(|| {
-                ExchangeError::new(
-                    Refusal::Malformed,
+                ExchangeError::coded(
+                    ReasonCode::UnsupportedSubjectKind,
                     format!("claimex does not accept {} credentials", request.kind),
                 )
             })?;
@@ -146,6 +159,7 @@ impl Exchanger {
             let result = verifier.verify(request.credential, &mut choose, now).await;
             if let Some(issuer) = &chosen {
                 audit.issuer_id = Some(issuer.id.clone());
+                audit.issuer_resolved = true;
                 audit.mapper_sha256 = Some(issuer.mapper.sha256().to_owned());
             }
             result?
@@ -171,32 +185,20 @@ impl Exchanger {
         if !outcome.stderr.is_empty() {
             audit.mapper_stderr = Some(outcome.stderr);
         }
-        let output = match outcome.result {
-            Ok(MapDecision::Allow(json)) => json,
-            Ok(MapDecision::Deny { code, reason }) => {
-                audit.deny_code = Some(code);
-                return Err(ExchangeError::new(
-                    Refusal::Denied,
-                    format!(
-                        "the mapper of issuer {:?} denied the exchange: {}",
-                        issuer.id,
-                        clean_reason(&reason)
-                    ),
-                ));
-            }
-            Err(e) => {
-                audit.detail = Some(e.to_string());
-                // The guest's own error message is for the operator (audit line), not the caller.
-                let description = match e {
-                    MapperError::Failed(_) => {
-                        format!("the mapper of issuer {:?} failed", issuer.id)
-                    }
-                    e => format!("the mapper of issuer {:?} failed: {e}", issuer.id),
-                };
-                return Err(ExchangeError::new(Refusal::MapperFailed, description));
-            }
-        };
-        let checked = mint::check_output(&output, &issuer.output)?;
+        let mapped = decide(&issuer.id, &issuer.output, outcome.result, audit);
+        if let (Some(sink), Some(_)) = (&self.shadow, &issuer.shadow) {
+            sink.offer(ShadowJob {
+                live: Decided::of(&mapped, audit.detail.as_deref()),
+                issuer: issuer.clone(),
+                claims_json: verified.claims_json,
+                inbound: [
+                    audit.inbound_iss.clone(),
+                    audit.inbound_sub.clone(),
+                    audit.inbound_jti.clone(),
+                ],
+            });
+        }
+        let (_, checked) = mapped?;
         audit.outbound_sub = Some(checked.sub.clone());
         audit.outbound_aud = checked.aud.clone();
         audit.tag_keys = checked
@@ -241,36 +243,36 @@ impl Exchanger {
         let snapshot = self.ports.registry.snapshot();
         let issuer = match (request.issuer_id, claimed) {
             (Some(id), _) => snapshot.by_id(id).map_err(|_| {
-                ExchangeError::new(
-                    Refusal::UnknownIssuer,
+                ExchangeError::coded(
+                    ReasonCode::UnknownIssuer,
                     format!("no issuer is registered with id {:?}", truncate(id, 64)),
                 )
             })?,
             (None, Claimed::Issuer(url)) => {
                 snapshot.by_url(url).map_err(|lookup| match lookup {
-                    Lookup::Ambiguous(ids) => ExchangeError::new(
-                        Refusal::UnknownIssuer,
+                    Lookup::Ambiguous(ids) => ExchangeError::coded(
+                        ReasonCode::AmbiguousIssuer,
                         format!(
                             "several issuers ({}) are registered for this token's iss; name one with ?issuerId=",
                             ids.join(", ")
                         ),
                     ),
-                    _ => ExchangeError::new(
-                        Refusal::Unverified,
+                    _ => ExchangeError::coded(
+                        ReasonCode::UnregisteredIssuer,
                         "no issuer is registered for this token's iss",
                     ),
                 })?
             }
             (None, Claimed::Unnamed(missing)) => {
-                return Err(ExchangeError::new(
-                    Refusal::Unverified,
+                return Err(ExchangeError::coded(
+                    ReasonCode::MissingClaim,
                     format!("{missing}; name the issuer with ?issuerId="),
                 ));
             }
         };
         if issuer.kind() != request.kind {
-            return Err(ExchangeError::new(
-                Refusal::UnknownIssuer,
+            return Err(ExchangeError::coded(
+                ReasonCode::IssuerKindMismatch,
                 format!(
                     "issuer {:?} accepts {} credentials, not {}",
                     issuer.id,
@@ -283,11 +285,48 @@ impl Exchanger {
     }
 }
 
+/// What a mapper's answer means for the caller: the output as the mapper wrote it with its
+/// checked claims, or the refusal (a denial with the mapper's code, a mapper failure, an
+/// output that cannot be signed). Records the deny code or the failure's detail in `audit`.
+/// The exchange, the shadow runner and `claimex mapper replay` all judge answers here.
+pub fn decide(
+    issuer_id: &str,
+    output: &OutputPolicy,
+    result: Result<MapDecision, MapperError>,
+    audit: &mut Audit,
+) -> Result<(String, CheckedClaims), ExchangeError> {
+    match result {
+        Ok(MapDecision::Allow(json)) => {
+            let checked = mint::check_output(&json, output)?;
+            Ok((json, checked))
+        }
+        Ok(MapDecision::Deny { code, reason }) => {
+            audit.deny_code = Some(code.clone());
+            Err(ExchangeError::denied(
+                code,
+                format!(
+                    "the mapper of issuer {issuer_id:?} denied the exchange: {}",
+                    clean_reason(&reason)
+                ),
+            ))
+        }
+        Err(e) => {
+            audit.detail = Some(e.to_string());
+            // The guest's own error message is for the operator (audit line), not the caller.
+            let description = match e {
+                MapperError::Failed(_) => format!("the mapper of issuer {issuer_id:?} failed"),
+                e => format!("the mapper of issuer {issuer_id:?} failed: {e}"),
+            };
+            Err(ExchangeError::coded(ReasonCode::MapperFailed, description))
+        }
+    }
+}
+
 fn sign_error(e: SignError, audit: &mut Audit) -> ExchangeError {
     audit.detail = Some(e.to_string());
     match e {
-        SignError::Unavailable(_) => ExchangeError::new(
-            Refusal::Unavailable,
+        SignError::Unavailable(_) => ExchangeError::coded(
+            ReasonCode::SigningUnavailable,
             "the signing key is temporarily unavailable; try again shortly",
         ),
         SignError::Failed(_) => {

@@ -20,8 +20,8 @@
 //! |---|---|
 //! | entry | [`cli`] (serve, demo, keys, mapper), [`app`] (wiring), [`config`] (composes each part's settings) |
 //! | faces | [`http`] (one file per endpoint) |
-//! | core, no I/O | [`exchange`] (the orchestrator), [`subject`] (kinds of credential), [`mapper`] (port + contract), [`mint`], [`signer`] (port, JWKs, rotation), [`registry`] (entries, snapshot), [`error`], [`audit`], [`settings`] |
-//! | adapters | `subject/jwt/issuer_keys.rs` (JWKS over HTTP), `mapper/wasm.rs` (wasmtime), `registry/{file,ssm}.rs`, `signer/{local,kms}.rs`, [`system`] (clock, random ids), [`aws`] (SDK clients), [`refresh`] (background reloads) |
+//! | core, no I/O | [`exchange`] (the orchestrator), [`metrics`] (the recorder port), [`subject`] (kinds of credential), [`mapper`] (port + contract), [`mint`], [`signer`] (port, JWKs, rotation), [`registry`] (entries, snapshot), [`error`], [`audit`], [`settings`] |
+//! | adapters | `subject/jwt/issuer_keys.rs` (JWKS over HTTP), `mapper/wasm.rs` (wasmtime), `registry/{file,ssm}.rs`, `signer/{local,kms}.rs`, [`system`] (clock, random ids), [`aws`] (SDK clients), [`refresh`] (background reloads), `metrics/{prometheus,timed}.rs` (the Prometheus exporter, timing decorators), `mapper/shadow_runner.rs` (shadow comparisons off the response path) |
 //!
 //! Adding a subject kind is a folder under `subject/`; an endpoint is a file under `http/`.
 
@@ -34,6 +34,7 @@ pub mod error;
 pub mod exchange;
 pub mod http;
 pub mod mapper;
+pub mod metrics;
 pub mod mint;
 pub mod refresh;
 pub mod registry;

@@ -161,11 +161,13 @@ fn mapper_test_explains_the_checks_when_asked() {
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("checks:   2"), "{t}");
     assert!(
-        t.contains("  pass  owner: repository owner octo-org (id 65) is allowed"),
+        t.contains("  pass  owner: repository owner octo-org (repository_owner_id 65) is allowed"),
         "{t}"
     );
     assert!(
-        t.contains("  FAIL  ref: ref \"refs/heads/main\" is not allowed"),
+        t.contains(
+            "  FAIL  ref: ref \"refs/heads/main\" is not allowed (mapper_config.allowed_refs allows"
+        ),
         "{t}"
     );
     assert!(t.contains("code:     ref_not_allowed"), "{t}");
@@ -359,7 +361,7 @@ async fn serve_writes_the_deny_code_in_the_audit_line() {
         audit["reason"]
             .as_str()
             .unwrap()
-            .contains("repository owner octo-org (id 65) is not allowed"),
+            .contains("repository owner octo-org (repository_owner_id 65) is not allowed"),
         "{line}"
     );
 }
@@ -423,4 +425,133 @@ fn issuers_check_reads_a_file_as_the_registry_does() {
         "{}",
         text(&out)
     );
+}
+
+/// Claim sets for replay: a directory with a JSON-lines file of three GitHub claim sets (the
+/// second on `refs/heads/dev`, the third of another owner) and a single `.json` file.
+fn replay_claims(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(GITHUB_CLAIMS).unwrap()).unwrap();
+    let mut dev = base.clone();
+    dev["ref"] = "refs/heads/dev".into();
+    let mut other = base.clone();
+    other["repository_owner_id"] = "666".into();
+    let claims = dir.path().join("claims");
+    std::fs::create_dir(&claims).unwrap();
+    std::fs::write(
+        claims.join("a.jsonl"),
+        format!("{base}\n{dev}\n\n{other}\n"),
+    )
+    .unwrap();
+    std::fs::write(claims.join("b.json"), base.to_string()).unwrap();
+    std::fs::write(claims.join("notes.txt"), "not a claim set").unwrap();
+    claims
+}
+
+#[test]
+fn mapper_replay_compares_two_mappers_over_claim_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let claims = replay_claims(&dir);
+    let github = mapper("claimex-mapper-github");
+    let live = config_file(&dir, r#"{"allowed_owner_ids": ["65"]}"#);
+    let strict = dir.path().join("strict.json");
+    std::fs::write(
+        &strict,
+        r#"{"allowed_owner_ids": ["65"], "allowed_refs": ["refs/heads/main"]}"#,
+    )
+    .unwrap();
+    let out = claimex(&[
+        "mapper",
+        "replay",
+        "--mapper",
+        path(&github),
+        "--config",
+        &live,
+        "--against",
+        path(&github),
+        "--against-config",
+        path(&strict),
+        path(&claims),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("claim sets: 4 in"), "{t}");
+    // mapper: 3 allowed, 1 denied; against: 2 allowed, 2 denied.
+    assert!(t.contains("mapper           3       1       0"), "{t}");
+    assert!(t.contains("against          2       2       0"), "{t}");
+    assert!(t.contains("disagreements: 1"), "{t}");
+    assert!(
+        t.contains("a.jsonl:2: allow -> deny; differs: decision"),
+        "{t}"
+    );
+    assert!(
+        t.contains("against: deny ref_not_allowed:") && t.contains("\"refs/heads/dev\""),
+        "{t}"
+    );
+
+    // The same mapper and configuration on both sides: no disagreement, exit 0.
+    let same = claimex(&[
+        "mapper",
+        "replay",
+        "--mapper",
+        path(&github),
+        "--config",
+        &live,
+        "--against",
+        path(&github),
+        path(&claims),
+    ]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same));
+    assert!(text(&same).contains("disagreements: 0"), "{}", text(&same));
+}
+
+#[test]
+fn mapper_replay_takes_an_issuer_entry_and_its_shadow() {
+    let dir = tempfile::tempdir().unwrap();
+    let claims = replay_claims(&dir);
+    let github = mapper("claimex-mapper-github");
+    let issuers = dir.path().join("issuers.toml");
+    std::fs::write(
+        &issuers,
+        format!(
+            "[issuers.github]\nissuer = \"https://token.actions.githubusercontent.com\"\n\
+             audiences = [\"https://claimex.example.com\"]\nmapper = {p:?}\n\
+             mapper_config = {{ allowed_owner_ids = [\"65\"] }}\nshadow_mapper = {p:?}\n\
+             shadow_mapper_config = {{ allowed_owner_ids = [\"65\", \"666\"] }}\n",
+            p = path(&github)
+        ),
+    )
+    .unwrap();
+    let out = claimex(&[
+        "mapper",
+        "replay",
+        "--issuers",
+        path(&issuers),
+        "--issuer",
+        "github",
+        path(&claims),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("disagreements: 1"), "{t}");
+    assert!(
+        t.contains("a.jsonl:4: deny -> allow; differs: decision"),
+        "{t}"
+    );
+    assert!(t.contains("mapper : deny owner_not_allowed:"), "{t}");
+
+    // Only the live mapper: its denials are listed, exit 0.
+    let live_only = claimex(&[
+        "mapper",
+        "replay",
+        "--mapper",
+        path(&github),
+        "--config",
+        &config_file(&dir, r#"{"allowed_owner_ids": ["65"]}"#),
+        path(&claims),
+    ]);
+    let t = text(&live_only);
+    assert_eq!(live_only.status.code(), Some(0), "{t}");
+    assert!(t.contains("not allowed: 1"), "{t}");
+    assert!(t.contains("a.jsonl:4: deny owner_not_allowed:"), "{t}");
 }

@@ -157,21 +157,24 @@ fn github_with(issuer: &TestIssuer, change: impl FnOnce(&mut Value)) -> String {
 async fn verification_refusals() {
     let (issuer, claimex) = github_setup();
     let t = now();
-    let cases: Vec<(&str, String, &str)> = vec![
+    let cases: Vec<(&str, String, &str, &str)> = vec![
         (
             "wrong iss",
             github_with(&issuer, |c| c["iss"] = json!("https://evil.example")),
             "iss",
+            "issuer_mismatch",
         ),
         (
             "wrong aud",
             github_with(&issuer, |c| c["aud"] = json!("someone-else")),
             "aud",
+            "audience_mismatch",
         ),
         (
             "aud list without ours",
             github_with(&issuer, |c| c["aud"] = json!(["a", "b"])),
             "aud",
+            "audience_mismatch",
         ),
         (
             "expired",
@@ -180,11 +183,13 @@ async fn verification_refusals() {
                 c["iat"] = json!(t - 600);
             }),
             "expired",
+            "token_expired",
         ),
         (
             "nbf in the future",
             github_with(&issuer, |c| c["nbf"] = json!(t + 600)),
             "nbf",
+            "token_not_yet_valid",
         ),
         (
             "missing exp",
@@ -192,6 +197,7 @@ async fn verification_refusals() {
                 c.as_object_mut().unwrap().remove("exp");
             }),
             "exp",
+            "missing_claim",
         ),
         (
             "missing iat",
@@ -199,11 +205,13 @@ async fn verification_refusals() {
                 c.as_object_mut().unwrap().remove("iat");
             }),
             "iat",
+            "missing_claim",
         ),
         (
             "iat in the future",
             github_with(&issuer, |c| c["iat"] = json!(t + 600)),
             "future",
+            "token_issued_in_future",
         ),
         (
             "too old",
@@ -212,37 +220,49 @@ async fn verification_refusals() {
                 c["exp"] = json!(t + 60);
             }),
             "older",
+            "token_too_old",
         ),
         (
             "string exp",
             github_with(&issuer, |c| c["exp"] = json!("soon")),
             "exp",
+            "malformed_claim",
         ),
         (
             "alg none",
             hostile::alg_none(&issuer.github_claims(AUD, t)),
             "none",
+            "algorithm_not_allowed",
         ),
         (
             "HS256 keyed with the public key",
             hostile::hs256_keyed_with_public_key(&issuer, &issuer.github_claims(AUD, t)),
             "HS256",
+            "algorithm_not_allowed",
         ),
         (
             "critical header extension",
             hostile::crit_header(&issuer, &issuer.github_claims(AUD, t)),
             "crit",
+            "unsupported_crit_header",
         ),
         (
             "RS384 not on the allow-list",
             hostile::mislabelled_alg(&issuer, "RS384", &issuer.github_claims(AUD, t)),
             "RS384",
+            "algorithm_not_allowed",
         ),
     ];
-    for (name, token, needle) in cases {
+    for (name, token, needle, code) in cases {
         let answer = exchange(&claimex.url, "?issuerId=github", token).await;
         let description = answer.assert_error(401, "invalid_grant");
         assert!(description.contains(needle), "{name}: {description}");
+        assert_eq!(
+            answer.json()["reason_code"],
+            code,
+            "{name}: {}",
+            answer.body
+        );
         assert!(
             !answer.body.contains("eyJ"),
             "{name}: the answer echoes a token"
@@ -346,27 +366,27 @@ async fn an_issuer_down_from_the_start_is_temporarily_unavailable() {
 async fn malformed_requests() {
     let (issuer, claimex) = github_setup();
     let q = "?issuerId=github";
-    exchange(&claimex.url, q, "")
-        .await
-        .assert_error(400, "invalid_request");
-    exchange(&claimex.url, q, "garbage")
-        .await
-        .assert_error(400, "invalid_request");
+    let answer = exchange(&claimex.url, q, "").await;
+    answer.assert_error(400, "invalid_request");
+    assert_eq!(answer.json()["reason_code"], "token_missing");
+    let answer = exchange(&claimex.url, q, "garbage").await;
+    answer.assert_error(400, "invalid_request");
+    assert_eq!(answer.json()["reason_code"], "not_a_jwt");
     exchange(&claimex.url, q, "a.b.c")
         .await
         .assert_error(400, "invalid_request");
     exchange(&claimex.url, q, vec![0xff, 0xfe, 0x00])
         .await
         .assert_error(400, "invalid_request");
-    exchange(&claimex.url, q, "x".repeat(16 * 1024 + 10))
-        .await
-        .assert_error(413, "invalid_request");
+    let answer = exchange(&claimex.url, q, "x".repeat(16 * 1024 + 10)).await;
+    answer.assert_error(413, "invalid_request");
+    assert_eq!(answer.json()["reason_code"], "token_too_large");
     exchange(&claimex.url, q, vec![b'a'; 5 * 1024 * 1024])
         .await
         .assert_error(413, "invalid_request");
-    exchange(&claimex.url, "?issuerId=nobody", github_token(&issuer))
-        .await
-        .assert_error(400, "invalid_request");
+    let answer = exchange(&claimex.url, "?issuerId=nobody", github_token(&issuer)).await;
+    answer.assert_error(400, "invalid_request");
+    assert_eq!(answer.json()["reason_code"], "unknown_issuer");
     exchange(
         &claimex.url,
         "?issuerId=github&issuerId=x",
@@ -420,14 +440,16 @@ async fn mapper_deny_is_access_denied_with_the_reason() {
         c["repository_owner_id"] = json!("666");
         c["repository_owner"] = json!("evil-org");
     });
-    let description = exchange(&claimex.url, "?issuerId=github", token)
-        .await
-        .assert_error(403, "access_denied");
+    let answer = exchange(&claimex.url, "?issuerId=github", token).await;
+    let description = answer.assert_error(403, "access_denied");
+    // The CI user reads the entry, the value seen, the setting and what it allows.
     assert_eq!(
         description,
         "the mapper of issuer \"github\" denied the exchange: \
-         repository owner evil-org (id 666) is not allowed"
+         repository owner evil-org (repository_owner_id 666) is not allowed: \
+         mapper_config.allowed_owner_ids allows \"65\"; mapper_config.allowed_owners is empty"
     );
+    assert_eq!(answer.json()["reason_code"], "owner_not_allowed");
 }
 
 /// A misbehaving mapper is refused with a server error that says what happened, and the

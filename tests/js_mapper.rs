@@ -205,7 +205,11 @@ async fn allows_and_denies_like_the_rust_mapper() {
         "owner_not_allowed",
         both(claims, &json!({"allowed_owners": ["someone-else"]})).await,
     );
-    assert_eq!(reason, "repository owner octo-org (id 65) is not allowed");
+    assert_eq!(
+        reason,
+        "repository owner octo-org (repository_owner_id 65) is not allowed: \
+         mapper_config.allowed_owner_ids is empty; mapper_config.allowed_owners allows \"someone-else\""
+    );
     let message = config_refused(both(claims, &Value::Null).await);
     assert!(message.starts_with("no owner is allowed"), "{message}");
     let message = config_refused(both(claims, &json!({"allowed_owner": ["typo"]})).await);
@@ -221,7 +225,10 @@ async fn allows_and_denies_like_the_rust_mapper() {
         )
         .await,
     );
-    assert_eq!(reason, r#"ref "refs/heads/main" is not allowed"#);
+    assert_eq!(
+        reason,
+        r#"ref "refs/heads/main" is not allowed: mapper_config.allowed_refs allows "refs/heads/release/*""#
+    );
     // The checks, when asked, are the same too.
     let m = mappers();
     let config = json!({"allowed_owner_ids": ["65"], "allowed_environments": ["prod"],
@@ -232,7 +239,10 @@ async fn allows_and_denies_like_the_rust_mapper() {
             let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
             assert_eq!(names, ["owner", "ref", "environment"]);
             assert!(checks.iter().all(|c| c.passed));
-            assert_eq!(checks[2].detail, r#"environment "prod" is allowed"#);
+            assert_eq!(
+                checks[2].detail,
+                r#"environment "prod" is allowed (mapper_config.allowed_environments allows "prod")"#
+            );
         }
         other => panic!("{other:?}"),
     }

@@ -482,6 +482,8 @@ export class PathGlob {
 export class PathGlobs {
   constructor(patterns = []) {
     if (!Array.isArray(patterns)) throw new TypeError("globs are a list of strings");
+    /** The patterns as written (with their `!`), for messages. */
+    this.written = patterns.slice();
     this.patterns = patterns.map((pattern, k) => {
       if (typeof pattern !== "string") throw new TypeError("globs are a list of strings");
       if (!pattern.startsWith("!")) return { negated: false, glob: new PathGlob(pattern) };

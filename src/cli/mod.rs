@@ -5,12 +5,14 @@
 //! - `keys`: the published keys and the KMS rotation steps ([`keys`]);
 //! - `mapper check|test|new`: a mapper module checked and run as the server would, or a new
 //!   mapper crate written ([`mapper`], [`scaffold`]);
+//! - `mapper replay`: a mapper (and another to compare) over many claim sets ([`replay`]);
 //! - `issuers check`: issuer entries checked offline as the registry loads them ([`issuers`]).
 
 pub mod demo;
 pub mod issuers;
 pub mod keys;
 pub mod mapper;
+pub mod replay;
 pub mod scaffold;
 
 use std::path::PathBuf;
@@ -185,6 +187,38 @@ enum MapperCommand {
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100_000))]
         repeat: u32,
     },
+    /// Run a mapper (and optionally a second one to compare) over recorded claim sets: counts,
+    /// and each disagreement with its file and line. Exits 1 on any disagreement.
+    Replay {
+        /// Claim sets: .json files (one object), .jsonl/.ndjson files (one per line), or
+        /// directories of them.
+        #[arg(required = true)]
+        claims: Vec<PathBuf>,
+        /// The mapper component (default: the entry's mapper, with --issuers).
+        #[arg(long)]
+        mapper: Option<PathBuf>,
+        /// Its configuration, a JSON file (default: the entry's mapper_config).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A second mapper to compare with (default: the entry's shadow_mapper, if any).
+        #[arg(long)]
+        against: Option<PathBuf>,
+        /// Its configuration (default: the entry's shadow_mapper_config, else --config's).
+        #[arg(long)]
+        against_config: Option<PathBuf>,
+        /// An issuers file (TOML or JSON) to take the entry from.
+        #[arg(long, requires = "issuer")]
+        issuers: Option<PathBuf>,
+        /// The issuer id: the entry in --issuers, and the id handed to the mappers.
+        #[arg(long)]
+        issuer: Option<String>,
+        /// Where the entry's relative mapper paths start (default: the issuers file's directory).
+        #[arg(long)]
+        mapper_dir: Option<PathBuf>,
+        /// Audiences the output may carry (default: the entry's output_audiences).
+        #[arg(long)]
+        output_audience: Vec<String>,
+    },
 }
 
 fn init_logging(json: bool, default_filter: &str) {
@@ -288,6 +322,42 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             })?;
             print!("{next}");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Mapper {
+            command:
+                MapperCommand::Replay {
+                    claims,
+                    mapper,
+                    config,
+                    against,
+                    against_config,
+                    issuers,
+                    issuer,
+                    mapper_dir,
+                    output_audience,
+                },
+        } => {
+            let comparing = against.is_some();
+            let outcome = replay::replay(&replay::ReplayInput {
+                mapper,
+                config,
+                against,
+                against_config,
+                issuers,
+                issuer,
+                mapper_dir,
+                output_audiences: output_audience,
+                claims,
+            })
+            .await?;
+            print!("{}", outcome.text);
+            Ok(
+                if outcome.disagreements > 0 || (comparing && outcome.claim_sets == 0) {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                },
+            )
         }
         Command::Mapper {
             command:

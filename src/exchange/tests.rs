@@ -305,6 +305,7 @@ async fn an_exchange_fills_every_audit_field_and_stamps_with_the_ports() {
         Audit {
             subject_kind: Some(SubjectKind::Oidc),
             issuer_id: Some("ci".into()),
+            issuer_resolved: true,
             inbound_iss: Some(URL.into()),
             inbound_sub: Some("repo:a/b".into()),
             inbound_jti: Some("in-1".into()),

@@ -5,9 +5,13 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::{AppState, error_response, is_json, read_capped, refuse};
-use crate::error::{ExchangeError, Refusal};
+use std::time::Instant;
+
+use super::{AppState, error_response, is_json, read_capped};
+use crate::audit::Audit;
+use crate::error::{ExchangeError, ReasonCode};
 use crate::exchange::ExchangeRequest;
+use crate::metrics::ExchangeRecord;
 use crate::subject::SubjectKind;
 
 /// Slack allowed above the token size for a JSON request body.
@@ -19,14 +23,14 @@ fn issuer_id(request: &HttpRequest) -> Result<Option<String>, ExchangeError> {
         match key.as_ref() {
             "issuerId" if found.is_none() => found = Some(value.into_owned()),
             "issuerId" => {
-                return Err(ExchangeError::new(
-                    Refusal::Malformed,
+                return Err(ExchangeError::coded(
+                    ReasonCode::InvalidParameter,
                     "issuerId is given more than once",
                 ));
             }
             "token" | "id_token" => {
-                return Err(ExchangeError::new(
-                    Refusal::Malformed,
+                return Err(ExchangeError::coded(
+                    ReasonCode::TokenInUrl,
                     "never put a token in the URL: send it as the request body",
                 ));
             }
@@ -47,46 +51,27 @@ pub(super) async fn exchange(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let max_token = state.max_token_bytes;
-    let issuer_id = match issuer_id(&request) {
-        Ok(id) => id,
-        Err(e) => return refuse(e.refusal, e.description),
-    };
-    let json_body = is_json(&request, header::CONTENT_TYPE);
-    let body = match read_capped(
-        payload,
-        max_token + if json_body { JSON_OVERHEAD } else { 2 },
-    )
-    .await
-    {
-        Ok(body) => body,
-        Err(e) => return refuse(e.refusal, e.description),
-    };
-    let token = if json_body {
-        match serde_json::from_slice::<JsonRequest>(&body) {
-            Ok(r) => r.token,
-            Err(_) => {
-                return refuse(
-                    Refusal::Malformed,
-                    "the JSON body must be {\"token\": \"<JWT>\"}",
-                );
-            }
+    let started = Instant::now();
+    let (result, audit) = match read_token(&request, payload, state.max_token_bytes).await {
+        Ok((token, issuer_id)) => {
+            state
+                .exchanger
+                .exchange(&ExchangeRequest {
+                    kind: SubjectKind::Oidc,
+                    credential: token.trim(),
+                    issuer_id: issuer_id.as_deref(),
+                })
+                .await
         }
-    } else {
-        match String::from_utf8(body) {
-            Ok(text) => text,
-            Err(_) => return refuse(Refusal::Malformed, "the body is not a JWT (not UTF-8 text)"),
-        }
+        Err(e) => (Err(e), Audit::default()),
     };
-    let (result, audit) = state
-        .exchanger
-        .exchange(&ExchangeRequest {
-            kind: SubjectKind::Oidc,
-            credential: token.trim(),
-            issuer_id: issuer_id.as_deref(),
-        })
-        .await;
     audit.emit(result.as_ref().map(drop));
+    state.recorder.exchange(&ExchangeRecord {
+        issuer_id: audit.issuer_id.as_deref().filter(|_| audit.issuer_resolved),
+        kind: SubjectKind::Oidc,
+        outcome: result.as_ref().map(drop),
+        elapsed: started.elapsed(),
+    });
     match result {
         Ok(minted) => {
             if is_json(&request, header::ACCEPT) {
@@ -104,4 +89,37 @@ pub(super) async fn exchange(
         }
         Err(e) => error_response(&e),
     }
+}
+
+/// The token and the issuer id of a request, read within the body cap.
+async fn read_token(
+    request: &HttpRequest,
+    payload: web::Payload,
+    max_token: usize,
+) -> Result<(String, Option<String>), ExchangeError> {
+    let issuer_id = issuer_id(request)?;
+    let json_body = is_json(request, header::CONTENT_TYPE);
+    let body = read_capped(
+        payload,
+        max_token + if json_body { JSON_OVERHEAD } else { 2 },
+    )
+    .await?;
+    let token = if json_body {
+        serde_json::from_slice::<JsonRequest>(&body)
+            .map_err(|_| {
+                ExchangeError::coded(
+                    ReasonCode::MalformedRequest,
+                    "the JSON body must be {\"token\": \"<JWT>\"}",
+                )
+            })?
+            .token
+    } else {
+        String::from_utf8(body).map_err(|_| {
+            ExchangeError::coded(
+                ReasonCode::NotAJwt,
+                "the body is not a JWT (not UTF-8 text)",
+            )
+        })?
+    };
+    Ok((token, issuer_id))
 }

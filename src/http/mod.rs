@@ -3,7 +3,8 @@
 //! - [`exchange`]: `POST /exchange[?issuerId=ID]`, an id-token in, a claimex JWT out;
 //! - [`provider`]: `GET /.well-known/openid-configuration` and `GET /.well-known/jwks.json`,
 //!   claimex as an OIDC provider, for IAM;
-//! - [`health`]: `GET /healthz`, readiness with the registry's and the signer's state.
+//! - [`health`]: `GET /healthz`, readiness with the registry's and the signer's state;
+//! - [`metrics`]: `GET /metrics`, on its own listener (`metrics_listen`), not on this one.
 //!
 //! This file holds what they share: the state, the routes, the RFC 6749 error response and
 //! its status per refusal, and the capped body reader. Bodies are read with a hard cap before
@@ -11,6 +12,7 @@
 
 mod exchange;
 mod health;
+pub mod metrics;
 mod provider;
 
 use std::sync::Arc;
@@ -23,9 +25,9 @@ use serde::Serialize;
 
 pub use provider::discovery_document;
 
-use crate::audit::Audit;
-use crate::error::{ExchangeError, Refusal};
+use crate::error::{ExchangeError, ReasonCode, Refusal};
 use crate::exchange::Exchanger;
+use crate::metrics::Recorder;
 
 /// What the handlers share.
 pub struct AppState {
@@ -33,6 +35,8 @@ pub struct AppState {
     pub exchanger: Arc<Exchanger>,
     /// Largest inbound token, bytes (`verify.max_token_bytes`): the body caps follow it.
     pub max_token_bytes: usize,
+    /// Where each exchange is reported (metrics).
+    pub recorder: Arc<dyn Recorder>,
 }
 
 /// The status of each refusal.
@@ -53,6 +57,8 @@ pub fn status(refusal: Refusal) -> StatusCode {
 struct ErrorBody<'a> {
     error: &'a str,
     error_description: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason_code: Option<&'a str>,
 }
 
 /// The RFC 6749 error response for `error`.
@@ -65,6 +71,7 @@ pub fn error_response(error: &ExchangeError) -> HttpResponse {
     response.json(ErrorBody {
         error: error.code().as_str(),
         error_description: &error.description,
+        reason_code: Some(error.reason_code()),
     })
 }
 
@@ -100,13 +107,8 @@ async fn not_found(request: HttpRequest) -> HttpResponse {
     HttpResponse::build(status).json(ErrorBody {
         error: "invalid_request",
         error_description: &text,
+        reason_code: None,
     })
-}
-
-pub(crate) fn refuse(refusal: Refusal, description: impl Into<String>) -> HttpResponse {
-    let error = ExchangeError::new(refusal, description);
-    Audit::default().emit(Err(&error));
-    error_response(&error)
 }
 
 /// Reads the body, refusing it as soon as it passes `limit` bytes.
@@ -117,14 +119,14 @@ pub(crate) async fn read_capped(
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
-            ExchangeError::new(
-                Refusal::Malformed,
+            ExchangeError::coded(
+                ReasonCode::MalformedRequest,
                 format!("the request body could not be read: {e}"),
             )
         })?;
         if body.len() + chunk.len() > limit {
-            return Err(ExchangeError::new(
-                Refusal::TooLarge,
+            return Err(ExchangeError::coded(
+                ReasonCode::TokenTooLarge,
                 format!("the request body is larger than {limit} bytes"),
             ));
         }

@@ -9,6 +9,8 @@
 //! Tests implement the trait with plain Rust.
 
 pub mod contract;
+pub mod shadow;
+pub mod shadow_runner;
 pub mod wasm;
 
 use std::path::{Path, PathBuf};
@@ -202,8 +204,39 @@ pub enum LoadError {
     Link(String),
 }
 
+/// Which mapper of an issuer entry a mapper is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MapperRole {
+    /// The mapper that decides (`mapper`).
+    Live,
+    /// The shadow mapper (`shadow_mapper`), run off the response path and compared.
+    Shadow,
+}
+
+impl MapperRole {
+    /// The name used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MapperRole::Live => "live",
+            MapperRole::Shadow => "shadow",
+        }
+    }
+}
+
 /// Loads mappers named by issuer entries.
 pub trait MapperLoader: Send + Sync {
     /// Loads the module at `path`, refusing it when `sha256` is given and differs.
     fn load(&self, path: &Path, sha256: Option<&str>) -> Result<Arc<dyn ClaimsMapper>, LoadError>;
+
+    /// Loads the module at `path` for `role`. The same as [`MapperLoader::load`] unless a
+    /// loader tells the roles apart (the metrics decorator labels calls by role).
+    fn load_as(
+        &self,
+        path: &Path,
+        sha256: Option<&str>,
+        role: MapperRole,
+    ) -> Result<Arc<dyn ClaimsMapper>, LoadError> {
+        let _ = role;
+        self.load(path, sha256)
+    }
 }

@@ -84,6 +84,21 @@ pub struct Issuer {
     pub mapper: Arc<dyn ClaimsMapper>,
     /// The mapper's configuration, serialized once.
     pub mapper_config: String,
+    /// The shadow mapper, when the entry names one and it loaded.
+    pub shadow: Option<Shadow>,
+    /// Why the entry's shadow mapper is not running, when it names one that cannot.
+    pub shadow_error: Option<String>,
+}
+
+/// An entry's shadow mapper: run on the same claims after each live decision, off the
+/// response path, its decision compared with the live one (`mapper/shadow.rs`).
+pub struct Shadow {
+    /// The loaded mapper.
+    pub mapper: Arc<dyn ClaimsMapper>,
+    /// Its own configuration, serialized once (`null` when unset).
+    pub config: String,
+    /// Where its module is, for logs.
+    pub path: PathBuf,
 }
 
 impl Issuer {
@@ -233,6 +248,9 @@ pub struct RegistryStatus {
     /// id cut to 64 characters). Why each was skipped is in the log, not here: `/healthz`
     /// is unauthenticated.
     pub invalid_entries: Vec<String>,
+    /// The ids of the entries whose shadow mapper could not be loaded in the last successful
+    /// load, sorted (they serve without a shadow; why is in the log).
+    pub shadow_errors: Vec<String>,
     /// When the last load succeeded (seconds since the Unix epoch).
     pub last_success_unix: Option<u64>,
     /// The last load's error, when the last load failed.
@@ -278,14 +296,12 @@ pub async fn load_entry(
 /// holds this entry with the same module and configuration (the check is deterministic: a
 /// mapper has no clock, randomness or state), so a refresh costs no call per unchanged entry.
 async fn check_mapper_config(
-    issuer: Issuer,
+    mut issuer: Issuer,
     current: Option<&Snapshot>,
 ) -> Result<Issuer, EntryError> {
-    let known = current.is_some_and(|current| {
-        current.by_id(&issuer.id).is_ok_and(|old| {
-            old.mapper.sha256() == issuer.mapper.sha256()
-                && old.mapper_config == issuer.mapper_config
-        })
+    let old = current.and_then(|current| current.by_id(&issuer.id).ok());
+    let known = old.as_ref().is_some_and(|old| {
+        old.mapper.sha256() == issuer.mapper.sha256() && old.mapper_config == issuer.mapper_config
     });
     if !known {
         issuer
@@ -293,6 +309,21 @@ async fn check_mapper_config(
             .validate_config(&issuer.mapper_config)
             .await
             .map_err(EntryError::MapperConfig)?;
+    }
+    // The shadow's configuration is checked the same way, but a refusal only drops the shadow.
+    let shadow_known = |shadow: &Shadow| {
+        old.as_ref()
+            .and_then(|old| old.shadow.as_ref())
+            .is_some_and(|o| {
+                o.mapper.sha256() == shadow.mapper.sha256() && o.config == shadow.config
+            })
+    };
+    if let Some(shadow) = &issuer.shadow
+        && !shadow_known(shadow)
+        && let Err(e) = shadow.mapper.validate_config(&shadow.config).await
+    {
+        issuer.shadow_error = Some(format!("shadow_mapper_config: {e}"));
+        issuer.shadow = None;
     }
     Ok(issuer)
 }
@@ -383,10 +414,17 @@ impl Registry {
         let mut issuers = Vec::with_capacity(raw.len());
         let mut skipped = Vec::new();
         let mut invalid_ids = Vec::new();
+        let mut shadow_errors = Vec::new();
         for entry in raw {
             let (id, origin) = (entry.id.clone(), entry.origin.clone());
             match load_entry(entry, &self.rules, self.loader.as_ref(), Some(&current)).await {
-                Ok(issuer) => issuers.push(issuer),
+                Ok(issuer) => {
+                    if let Some(reason) = &issuer.shadow_error {
+                        tracing::error!(%origin, issuer_id = %id, %reason, "the entry's shadow mapper cannot run; the entry serves without it");
+                        shadow_errors.push(shown_id(&id));
+                    }
+                    issuers.push(issuer)
+                }
                 Err(reason) => {
                     tracing::error!(%origin, issuer_id = %id, %reason, "skipping invalid issuer entry");
                     skipped.push(format!("{origin}: {reason}"));
@@ -403,6 +441,8 @@ impl Registry {
         };
         status.issuers = snapshot.len();
         status.invalid_entries = invalid_ids;
+        shadow_errors.sort();
+        status.shadow_errors = shadow_errors;
         status.last_success_unix = Some(unix_now());
         status.last_error = None;
         status.consecutive_failures = 0;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::Issuer;
-use crate::mapper::{ConfigError, LoadError, MapperLoader};
+use super::{Issuer, Shadow};
+use crate::mapper::{ConfigError, LoadError, MapperLoader, MapperRole};
 use crate::mint::{DEFAULT_AUDIENCE, OutputPolicy};
 use crate::subject::jwt::{OidcSpec, policy::SPEC_FIELDS as OIDC_FIELDS};
 use crate::subject::{PolicyError, SubjectKind, SubjectPolicy, check_names};
@@ -64,15 +64,27 @@ struct CommonSpec {
     /// Lifetime of tokens minted for this issuer, capped by the server's maximum.
     #[serde(default)]
     token_lifetime_secs: Option<u64>,
+    /// A shadow mapper: run after each live decision, off the response path, and compared.
+    #[serde(default)]
+    shadow_mapper: Option<PathBuf>,
+    /// The SHA-256 (hex) the shadow mapper module must have, when pinned.
+    #[serde(default)]
+    shadow_mapper_sha256: Option<String>,
+    /// The shadow mapper's own configuration (`null` when unset, as for `mapper_config`).
+    #[serde(default)]
+    shadow_mapper_config: Option<Value>,
 }
 
-const COMMON_FIELDS: [&str; 6] = [
+const COMMON_FIELDS: [&str; 9] = [
     "kind",
     "mapper",
     "mapper_sha256",
     "mapper_config",
     "output_audiences",
     "token_lifetime_secs",
+    "shadow_mapper",
+    "shadow_mapper_sha256",
+    "shadow_mapper_config",
 ];
 
 /// The fields of the entry's subject kind.
@@ -143,6 +155,36 @@ impl IssuerSpec {
         self.common.mapper_config.as_ref()
     }
 
+    /// The mapper module as written (relative to the mapper directory) and its pin.
+    pub fn mapper(&self) -> (&Path, Option<&str>) {
+        (&self.common.mapper, self.common.mapper_sha256.as_deref())
+    }
+
+    /// The shadow mapper module as written, its pin and its configuration, when set.
+    pub fn shadow_mapper(&self) -> Option<(&Path, Option<&str>, Option<&Value>)> {
+        let path = self.common.shadow_mapper.as_deref()?;
+        Some((
+            path,
+            self.common.shadow_mapper_sha256.as_deref(),
+            self.common.shadow_mapper_config.as_ref(),
+        ))
+    }
+
+    /// The audiences the outbound token may carry.
+    pub fn output_audiences(&self) -> Vec<String> {
+        self.common
+            .output_audiences
+            .clone()
+            .unwrap_or_else(|| vec![DEFAULT_AUDIENCE.to_owned()])
+    }
+
+    /// The issuer URL a credential of this entry names, if its kind has one.
+    pub fn issuer_url(&self) -> Option<&str> {
+        match &self.kind {
+            KindSpec::Oidc(spec) => Some(&spec.issuer),
+        }
+    }
+
     /// Validates the entry, loads its mapper, and yields the issuer `id`.
     pub fn into_issuer(
         self,
@@ -161,6 +203,7 @@ impl IssuerSpec {
         let common = self.common;
         let audiences = common
             .output_audiences
+            .clone()
             .unwrap_or_else(|| vec![DEFAULT_AUDIENCE.to_owned()]);
         check_names("output_audiences", &audiences)?;
         if let Some(pin) = &common.mapper_sha256
@@ -196,6 +239,10 @@ impl IssuerSpec {
             .as_ref()
             .unwrap_or(&Value::Null)
             .to_string();
+        let (shadow, shadow_error) = match shadow(&common, rules, loader) {
+            Ok(shadow) => (shadow, None),
+            Err(e) => (None, Some(e)),
+        };
         Ok(Issuer {
             id: id.to_owned(),
             subject,
@@ -206,8 +253,50 @@ impl IssuerSpec {
             },
             mapper,
             mapper_config,
+            shadow,
+            shadow_error,
         })
     }
+}
+
+/// The entry's shadow mapper, loaded; `Err` says why it cannot run (the entry serves without
+/// it: a shadow never stops the live mapper from serving).
+fn shadow(
+    common: &CommonSpec,
+    rules: &IssuerRules,
+    loader: &dyn MapperLoader,
+) -> Result<Option<Shadow>, String> {
+    let Some(relative) = &common.shadow_mapper else {
+        if common.shadow_mapper_config.is_some() || common.shadow_mapper_sha256.is_some() {
+            return Err(
+                "shadow_mapper_config or shadow_mapper_sha256 is set, but shadow_mapper is not"
+                    .into(),
+            );
+        }
+        return Ok(None);
+    };
+    if let Some(pin) = &common.shadow_mapper_sha256
+        && !valid_sha256_hex(pin)
+    {
+        return Err(format!("shadow_mapper_sha256 {pin:?} is not 64 hex digits"));
+    }
+    let path = mapper_path(&rules.mapper_dir, relative);
+    let mapper = loader
+        .load_as(
+            &path,
+            common.shadow_mapper_sha256.as_deref(),
+            MapperRole::Shadow,
+        )
+        .map_err(|e| format!("shadow_mapper {}: {e}", path.display()))?;
+    Ok(Some(Shadow {
+        mapper,
+        config: common
+            .shadow_mapper_config
+            .as_ref()
+            .unwrap_or(&Value::Null)
+            .to_string(),
+        path,
+    }))
 }
 
 fn mapper_path(dir: &Path, mapper: &Path) -> PathBuf {

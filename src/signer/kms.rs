@@ -20,7 +20,7 @@
 //! Any failure to reach KMS (network, throttling, a disabled key...) while signing is
 //! [`SignError::Unavailable`], which the core answers with 503 `temporarily_unavailable`.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,7 +33,7 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpe
 
 use super::jwk::{ecdsa_p256_der_to_jose, jwk_from_spki};
 use super::rotation::{KeyRefs, MAX_KEYS};
-use super::{KeyStore, PublicJwk, SignError, SignerSettings, SigningAlg, SigningKey};
+use super::{KeyStore, PublicJwk, SignError, SignerHealth, SignerSettings, SigningAlg, SigningKey};
 use crate::aws::describe_error;
 
 /// Why a KMS key cannot be used.
@@ -77,6 +77,7 @@ pub struct KmsKey {
     kms_alg: SigningAlgorithmSpec,
     jwk: PublicJwk,
     verifier: ParsedPublicKey,
+    health: Mutex<SignerHealth>,
 }
 
 impl std::fmt::Debug for KmsKey {
@@ -151,7 +152,32 @@ impl KmsKey {
             kms_alg,
             jwk,
             verifier,
+            health: Mutex::new(SignerHealth::default()),
         })
+    }
+
+    /// What this key's last signatures tell of it.
+    pub fn health(&self) -> SignerHealth {
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn record(&self, result: &Result<Vec<u8>, SignError>) {
+        let now = crate::system::unix_now();
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(_) => {
+                health.failing = false;
+                health.last_success_unix = Some(now);
+            }
+            Err(e) => {
+                health.failing = true;
+                health.last_error = Some(e.to_string());
+                health.last_error_unix = Some(now);
+            }
+        }
     }
 
     /// The key's ARN, as KMS reported it (what claimex signs with).
@@ -176,6 +202,14 @@ impl SigningKey for KmsKey {
     }
 
     async fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError> {
+        let result = self.sign_once(signing_input).await;
+        self.record(&result);
+        result
+    }
+}
+
+impl KmsKey {
+    async fn sign_once(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError> {
         let digest = digest::digest(&digest::SHA256, signing_input);
         let out = self
             .client
@@ -432,6 +466,10 @@ impl KeyStore for KmsKeyStore {
 
     fn published(&self) -> Vec<PublicJwk> {
         self.current_set().published.clone()
+    }
+
+    fn health(&self) -> SignerHealth {
+        self.current_set().current.health()
     }
 }
 

@@ -76,6 +76,22 @@ pub trait SigningKey: Send + Sync {
     async fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError>;
 }
 
+/// Whether the signer can sign, as far as its last signatures tell, for `/healthz`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SignerHealth {
+    /// The last signature failed (and none succeeded since): the key cannot sign now.
+    pub failing: bool,
+    /// Why the last failed signature failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When a signature last failed, seconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_unix: Option<u64>,
+    /// When a signature last succeeded, seconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_success_unix: Option<u64>,
+}
+
 /// Where the signing key and the published keys come from.
 pub trait KeyStore: Send + Sync {
     /// The key that signs now.
@@ -83,6 +99,11 @@ pub trait KeyStore: Send + Sync {
     /// Every key verifiers should trust now: the signing key, and during a rotation the
     /// previous and pending ones.
     fn published(&self) -> Vec<PublicJwk>;
+    /// The signing key's health: by default always healthy (a local key cannot become
+    /// unreachable); a remote signer reports its last signatures.
+    fn health(&self) -> SignerHealth {
+        SignerHealth::default()
+    }
 }
 
 /// Signer backends.

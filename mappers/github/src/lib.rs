@@ -22,7 +22,7 @@
 //! }
 //! ```
 
-use claimex_mapper::{Deny, Input, Outbound, PathGlobs, sanitize_value};
+use claimex_mapper::{Deny, Input, Outbound, PathGlobs, allowed_by, sanitize_value};
 use serde::Deserialize;
 
 /// The claims copied into session tags, under their own names.
@@ -97,22 +97,28 @@ pub fn validate(config: &Config) -> Result<(), String> {
 }
 
 /// Records the check `name` (for `--explain`) and refuses with `code` when it failed.
-/// `what` names what was checked, e.g. `ref "refs/heads/dev"`.
+/// `what` names what was checked, e.g. `ref "refs/heads/dev"`; `allows` what the
+/// configuration allows, e.g. `mapper_config.allowed_refs allows "refs/heads/main"`, so the
+/// CI user sees the value, the setting and what it holds.
 fn allowed_if(
     input: &Input,
     name: &str,
     code: &'static str,
     ok: bool,
     what: impl Fn() -> String,
+    allows: impl Fn() -> String,
 ) -> Result<(), Deny> {
     let detail = || {
         let verdict = if ok { "is allowed" } else { "is not allowed" };
-        format!("{} {verdict}", what())
+        format!("{} {verdict} ({})", what(), allows())
     };
     if input.check(name, ok, detail) {
         Ok(())
     } else {
-        Err(Deny::new(code, format!("{} is not allowed", what())))
+        Err(Deny::new(
+            code,
+            format!("{} is not allowed: {}", what(), allows()),
+        ))
     }
 }
 
@@ -124,13 +130,26 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
         .as_ref()
         .is_some_and(|id| config.allowed_owner_ids.iter().any(|a| a == id))
         || owner.is_some_and(|o| config.allowed_owners.iter().any(|a| a == o));
-    allowed_if(input, "owner", codes::OWNER_NOT_ALLOWED, owner_ok, || {
-        format!(
-            "repository owner {} (id {})",
-            owner.unwrap_or("<none>"),
-            owner_id.as_deref().unwrap_or("<none>")
-        )
-    })?;
+    allowed_if(
+        input,
+        "owner",
+        codes::OWNER_NOT_ALLOWED,
+        owner_ok,
+        || {
+            format!(
+                "repository owner {} (repository_owner_id {})",
+                owner.unwrap_or("<none>"),
+                owner_id.as_deref().unwrap_or("<none>")
+            )
+        },
+        || {
+            format!(
+                "{}; {}",
+                allowed_by("allowed_owner_ids", &config.allowed_owner_ids),
+                allowed_by("allowed_owners", &config.allowed_owners)
+            )
+        },
+    )?;
 
     if !config.allowed_repository_ids.is_empty() {
         let id = input.text_claim("repository_id");
@@ -142,16 +161,28 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
             "repository",
             codes::REPOSITORY_NOT_ALLOWED,
             ok,
-            || format!("repository id {}", id.as_deref().unwrap_or("<none>")),
+            || {
+                format!(
+                    "repository {} (repository_id {})",
+                    input.str_claim("repository").unwrap_or("<none>"),
+                    id.as_deref().unwrap_or("<none>")
+                )
+            },
+            || allowed_by("allowed_repository_ids", &config.allowed_repository_ids),
         )?;
     }
 
     if !config.allowed_refs.is_empty() {
         let git_ref = input.str_claim("ref").unwrap_or_default();
         let ok = config.allowed_refs.is_match(git_ref);
-        allowed_if(input, "ref", codes::REF_NOT_ALLOWED, ok, || {
-            format!("ref {git_ref:?}")
-        })?;
+        allowed_if(
+            input,
+            "ref",
+            codes::REF_NOT_ALLOWED,
+            ok,
+            || format!("ref {git_ref:?}"),
+            || allowed_by("allowed_refs", config.allowed_refs.patterns()),
+        )?;
     }
 
     if !config.allowed_environments.is_empty() {
@@ -163,6 +194,12 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
             codes::ENVIRONMENT_NOT_ALLOWED,
             ok,
             || format!("environment {:?}", env.unwrap_or("<none>")),
+            || {
+                allowed_by(
+                    "allowed_environments",
+                    config.allowed_environments.patterns(),
+                )
+            },
         )?;
     }
 
@@ -250,7 +287,8 @@ mod tests {
         assert_eq!(deny.code(), codes::OWNER_NOT_ALLOWED);
         assert_eq!(
             deny.reason(),
-            "repository owner octo-org (id 65) is not allowed"
+            "repository owner octo-org (repository_owner_id 65) is not allowed: \
+             mapper_config.allowed_owner_ids allows \"66\"; mapper_config.allowed_owners is empty"
         );
     }
 
@@ -295,7 +333,10 @@ mod tests {
         allowed(run(with("allowed_refs", json!(["refs/heads/*"]))));
         let deny = denied(run(with("allowed_refs", json!(["refs/heads/release/*"]))));
         assert_eq!(deny.code(), codes::REF_NOT_ALLOWED);
-        assert_eq!(deny.reason(), r#"ref "refs/heads/main" is not allowed"#);
+        assert_eq!(
+            deny.reason(),
+            r#"ref "refs/heads/main" is not allowed: mapper_config.allowed_refs allows "refs/heads/release/*""#
+        );
         allowed(run(with("allowed_environments", json!(["prod"]))));
         let deny = denied(run(with("allowed_environments", json!(["staging"]))));
         assert_eq!(deny.code(), codes::ENVIRONMENT_NOT_ALLOWED);
@@ -380,7 +421,7 @@ mod tests {
         );
         assert_eq!(
             input.checks()[1].detail,
-            r#"ref "refs/heads/main" is not allowed"#
+            r#"ref "refs/heads/main" is not allowed (mapper_config.allowed_refs allows "refs/tags/*")"#
         );
     }
 }

@@ -32,7 +32,7 @@
 //! `refs/tags/` prefix (`main`, `v1.2.0`); combine it with a `ref_type` test in the role's
 //! trust policy (the tag `ref_type`) when branches and tags may share names.
 
-use claimex_mapper::{Deny, Input, Outbound, PathGlobs, Value, sanitize_value};
+use claimex_mapper::{Deny, Input, Outbound, PathGlobs, Value, allowed_by, sanitize_value};
 use serde::Deserialize;
 
 /// The claims copied into session tags, under their own names. Missing claims are skipped.
@@ -113,7 +113,13 @@ pub fn validate(config: &Config) -> Result<(), String> {
 
 /// Checks that the claim `name` is on `allowed` (when `allowed` is non-empty), recording the
 /// check as `name`.
-fn check_id(input: &Input, name: &str, code: &'static str, allowed: &[String]) -> Result<(), Deny> {
+fn check_id(
+    input: &Input,
+    name: &str,
+    code: &'static str,
+    key: &str,
+    allowed: &[String],
+) -> Result<(), Deny> {
     if allowed.is_empty() {
         return Ok(());
     }
@@ -129,10 +135,15 @@ fn check_id(input: &Input, name: &str, code: &'static str, allowed: &[String]) -
         )
     };
     let verdict = if ok { "is allowed" } else { "is not allowed" };
-    if input.check(name, ok, || format!("{} {verdict}", what())) {
+    if input.check(name, ok, || {
+        format!("{} {verdict} ({})", what(), allowed_by(key, allowed))
+    }) {
         Ok(())
     } else {
-        Err(Deny::new(code, format!("{} is not allowed", what())))
+        Err(Deny::new(
+            code,
+            format!("{} is not allowed: {}", what(), allowed_by(key, allowed)),
+        ))
     }
 }
 
@@ -142,6 +153,7 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
         input,
         "namespace_id",
         codes::NAMESPACE_NOT_ALLOWED,
+        "allowed_namespace_ids",
         &config.allowed_namespace_ids,
     )?;
     if !config.allowed_namespace_paths.is_empty() {
@@ -166,6 +178,7 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
         input,
         "project_id",
         codes::PROJECT_NOT_ALLOWED,
+        "allowed_project_ids",
         &config.allowed_project_ids,
     )?;
 
@@ -186,7 +199,15 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
         }) {
             return Err(Deny::new(
                 codes::REF_NOT_PROTECTED,
-                format!("{} is not protected", git_ref()),
+                format!(
+                    "{} is not protected (ref_protected is {}): mapper_config.require_ref_protected \
+                     is true; protect the ref in GitLab or run from a protected one",
+                    git_ref(),
+                    match input.claim("ref_protected") {
+                        None | Some(Value::Null) => "missing".to_owned(),
+                        Some(v) => v.to_string(),
+                    }
+                ),
             ));
         }
     }
@@ -195,10 +216,13 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
         let git_ref = input.str_claim("ref").unwrap_or_default();
         let ok = config.allowed_refs.is_match(git_ref);
         let verdict = if ok { "is allowed" } else { "is not allowed" };
-        if !input.check("ref", ok, || format!("ref {git_ref:?} {verdict}")) {
+        let allows = || allowed_by("allowed_refs", config.allowed_refs.patterns());
+        if !input.check("ref", ok, || {
+            format!("ref {git_ref:?} {verdict} ({})", allows())
+        }) {
             return Err(Deny::new(
                 codes::REF_NOT_ALLOWED,
-                format!("ref {git_ref:?} is not allowed"),
+                format!("ref {git_ref:?} is not allowed: {}", allows()),
             ));
         }
     }
@@ -208,12 +232,18 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
         let ok = env.is_some_and(|e| config.allowed_environments.is_match(e));
         let env = env.unwrap_or("<none>");
         let verdict = if ok { "is allowed" } else { "is not allowed" };
+        let allows = || {
+            allowed_by(
+                "allowed_environments",
+                config.allowed_environments.patterns(),
+            )
+        };
         if !input.check("environment", ok, || {
-            format!("environment {env:?} {verdict}")
+            format!("environment {env:?} {verdict} ({})", allows())
         }) {
             return Err(Deny::new(
                 codes::ENVIRONMENT_NOT_ALLOWED,
-                format!("environment {env:?} is not allowed"),
+                format!("environment {env:?} is not allowed: {}", allows()),
             ));
         }
     }
@@ -329,7 +359,8 @@ mod tests {
         );
         assert_eq!(
             reason,
-            "project my-group/my-project: namespace_id 72 is not allowed"
+            "project my-group/my-project: namespace_id 72 is not allowed: \
+             mapper_config.allowed_namespace_ids allows \"73\""
         );
         let reason = denied_with(
             codes::PROJECT_NOT_ALLOWED,
@@ -439,7 +470,14 @@ mod tests {
             codes::REF_NOT_PROTECTED,
             input_with(unprotected.clone(), config.clone()),
         );
-        assert_eq!(reason, "ref \"main\" is not protected");
+        assert!(
+            reason.starts_with("ref \"main\" is not protected (ref_protected is \"false\")"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("mapper_config.require_ref_protected"),
+            "{reason}"
+        );
         unprotected["ref_protected"] = json!(true);
         allowed(input_with(unprotected.clone(), config.clone()));
         unprotected.as_object_mut().unwrap().remove("ref_protected");
@@ -500,7 +538,10 @@ mod tests {
             "environment_not_allowed",
             input_with(no_env, with("allowed_environments", json!(["production"]))),
         );
-        assert_eq!(reason, "environment \"<none>\" is not allowed");
+        assert_eq!(
+            reason,
+            "environment \"<none>\" is not allowed: mapper_config.allowed_environments allows \"production\""
+        );
     }
 
     #[test]

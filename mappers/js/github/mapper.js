@@ -457,11 +457,23 @@ class Checks {
   }
 
   /** The port of `allowed_if`: records the check, throws a Deny when it failed. */
-  allowedIf(name, code, ok, what) {
-    if (!this.check(name, ok, () => `${what()} ${ok ? "is allowed" : "is not allowed"}`)) {
-      throw new Deny(code, `${what()} is not allowed`);
+  allowedIf(name, code, ok, what, allows) {
+    if (!this.check(name, ok, () => `${what()} ${ok ? "is allowed" : "is not allowed"} (${allows()})`)) {
+      throw new Deny(code, `${what()} is not allowed: ${allows()}`);
     }
   }
+}
+
+/** The port of the SDK's `allowed_by`: what a configuration list allows, for a reason. */
+function allowedBy(key, values) {
+  const SHOWN = 10;
+  if (values.length === 0) return `mapper_config.${key} is empty`;
+  const shown = values
+    .slice(0, SHOWN)
+    .map((v) => rustDebug(Array.from(v).slice(0, 128).join("")))
+    .join(", ");
+  const more = values.length > SHOWN ? ` and ${values.length - SHOWN} more` : "";
+  return `mapper_config.${key} allows ${shown}${more}`;
 }
 
 /** The string claim `name`, or the SDK's `require_str` denial. */
@@ -484,26 +496,49 @@ function decide(claims, config, checks) {
   const ownerOk =
     (ownerId !== undefined && config.allowed_owner_ids.includes(ownerId)) ||
     (owner !== undefined && config.allowed_owners.includes(owner));
-  checks.allowedIf("owner", OWNER_NOT_ALLOWED, ownerOk, () =>
-    `repository owner ${owner ?? "<none>"} (id ${ownerId ?? "<none>"})`,
+  checks.allowedIf(
+    "owner",
+    OWNER_NOT_ALLOWED,
+    ownerOk,
+    () => `repository owner ${owner ?? "<none>"} (repository_owner_id ${ownerId ?? "<none>"})`,
+    () =>
+      `${allowedBy("allowed_owner_ids", config.allowed_owner_ids)}; ${allowedBy("allowed_owners", config.allowed_owners)}`,
   );
 
   if (config.allowed_repository_ids.length > 0) {
     const id = claims.textClaim("repository_id");
     const ok = id !== undefined && config.allowed_repository_ids.includes(id);
-    checks.allowedIf("repository", REPOSITORY_NOT_ALLOWED, ok, () => `repository id ${id ?? "<none>"}`);
+    checks.allowedIf(
+      "repository",
+      REPOSITORY_NOT_ALLOWED,
+      ok,
+      () => `repository ${claims.str("repository") ?? "<none>"} (repository_id ${id ?? "<none>"})`,
+      () => allowedBy("allowed_repository_ids", config.allowed_repository_ids),
+    );
   }
 
   if (!config.allowed_refs.isEmpty) {
     const gitRef = claims.str("ref") ?? "";
     const ok = config.allowed_refs.isMatch(gitRef);
-    checks.allowedIf("ref", REF_NOT_ALLOWED, ok, () => `ref ${rustDebug(gitRef)}`);
+    checks.allowedIf(
+      "ref",
+      REF_NOT_ALLOWED,
+      ok,
+      () => `ref ${rustDebug(gitRef)}`,
+      () => allowedBy("allowed_refs", config.allowed_refs.written),
+    );
   }
 
   if (!config.allowed_environments.isEmpty) {
     const env = claims.str("environment");
     const ok = env !== undefined && config.allowed_environments.isMatch(env);
-    checks.allowedIf("environment", ENVIRONMENT_NOT_ALLOWED, ok, () => `environment ${rustDebug(env ?? "<none>")}`);
+    checks.allowedIf(
+      "environment",
+      ENVIRONMENT_NOT_ALLOWED,
+      ok,
+      () => `environment ${rustDebug(env ?? "<none>")}`,
+      () => allowedBy("allowed_environments", config.allowed_environments.written),
+    );
   }
 
   const out = { sub: requireStr(claims, "sub") };

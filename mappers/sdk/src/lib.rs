@@ -259,6 +259,33 @@ pub mod codes {
     pub const INVALID_SESSION_TAGS: &str = "invalid_session_tags";
 }
 
+/// Describes what a configuration list allows, for a deny reason: `mapper_config.KEY allows
+/// "a", "b"` (at most ten values, then how many more), or `mapper_config.KEY is empty`. The
+/// values are the operator's configuration (ids, refs, names), which a CI user may see; keep
+/// secrets out of configuration lists.
+pub fn allowed_by<S: AsRef<str>>(key: &str, values: impl IntoIterator<Item = S>) -> String {
+    const SHOWN: usize = 10;
+    let mut text = format!("mapper_config.{key} allows ");
+    let mut count = 0usize;
+    for value in values {
+        if count < SHOWN {
+            if count > 0 {
+                text.push_str(", ");
+            }
+            let shown: String = value.as_ref().chars().take(128).collect();
+            text.push_str(&format!("{shown:?}"));
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return format!("mapper_config.{key} is empty");
+    }
+    if count > SHOWN {
+        text.push_str(&format!(" and {} more", count - SHOWN));
+    }
+    text
+}
+
 /// A policy refusal: the caller gets a 403 `access_denied` with the reason, and the audit
 /// line records the code.
 #[derive(Debug, Clone, PartialEq, Eq)]

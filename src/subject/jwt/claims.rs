@@ -5,10 +5,10 @@
 //! built: it stays in the payload text for the mapper.
 
 use super::{OidcPolicy, VerifyPolicy};
-use crate::error::{ExchangeError, Refusal};
+use crate::error::{ExchangeError, ReasonCode};
 
-fn unverified(description: impl Into<String>) -> ExchangeError {
-    ExchangeError::new(Refusal::Unverified, description)
+fn unverified(code: ReasonCode, description: impl Into<String>) -> ExchangeError {
+    ExchangeError::coded(code, description)
 }
 
 /// The registered claims claimex itself reads; every other claim stays in the raw payload
@@ -32,12 +32,17 @@ pub fn check(
     now: u64,
 ) -> Result<Registered, ExchangeError> {
     // serde's messages may quote the payload: none of them reaches the caller or the log.
-    let claims: Claims = serde_json::from_str(payload)
-        .map_err(|_| unverified("the token's payload is not a valid JSON object"))?;
+    let claims: Claims = serde_json::from_str(payload).map_err(|_| {
+        unverified(
+            ReasonCode::MalformedClaims,
+            "the token's payload is not a valid JSON object",
+        )
+    })?;
     if let Some(name) = claims.duplicate {
-        return Err(unverified(format!(
-            "the token's {name} claim is given twice; parsers disagree on which counts"
-        )));
+        return Err(unverified(
+            ReasonCode::DuplicateClaim,
+            format!("the token's {name} claim is given twice; parsers disagree on which counts"),
+        ));
     }
     claims.check(policy, limits, now)?;
     Ok(Registered {
@@ -74,7 +79,10 @@ impl Claim {
     /// A NumericDate claim that must be present.
     fn required_seconds(&self, name: &str) -> Result<u64, ExchangeError> {
         match self {
-            Claim::Missing => Err(unverified(format!("the token has no {name} claim"))),
+            Claim::Missing => Err(unverified(
+                ReasonCode::MissingClaim,
+                format!("the token has no {name} claim"),
+            )),
             other => other.optional_seconds(name).map(Option::unwrap_or_default),
         }
     }
@@ -83,9 +91,10 @@ impl Claim {
         match self {
             Claim::Missing => Ok(None),
             Claim::Seconds(s) => Ok(Some(*s)),
-            _ => Err(unverified(format!(
-                "the token's {name} claim is malformed: it must be a number of seconds"
-            ))),
+            _ => Err(unverified(
+                ReasonCode::MalformedClaim,
+                format!("the token's {name} claim is malformed: it must be a number of seconds"),
+            )),
         }
     }
 }
@@ -260,48 +269,79 @@ impl Claims {
         let leeway = limits.leeway_secs;
         let exp = self.exp.required_seconds("exp")?;
         if exp.saturating_add(leeway) < now {
-            return Err(unverified("the token has expired"));
+            return Err(unverified(
+                ReasonCode::TokenExpired,
+                "the token has expired",
+            ));
         }
         if let Some(nbf) = self.nbf.optional_seconds("nbf")?
             && nbf > now.saturating_add(leeway)
         {
             return Err(unverified(
+                ReasonCode::TokenNotYetValid,
                 "the token is not valid yet (nbf lies in the future)",
             ));
         }
         match &self.iss {
             Claim::Text(iss) if *iss == issuer.url => {}
-            Claim::Missing => return Err(unverified("the token has no iss claim")),
+            Claim::Missing => {
+                return Err(unverified(
+                    ReasonCode::MissingClaim,
+                    "the token has no iss claim",
+                ));
+            }
             _ => {
-                return Err(unverified(format!(
-                    "the token's iss is not {:?}, the URL registered for issuer {:?}",
-                    issuer.url, issuer.id
-                )));
+                return Err(unverified(
+                    ReasonCode::IssuerMismatch,
+                    format!(
+                        "the token's iss is not {:?}, the URL registered for issuer {:?}",
+                        issuer.url, issuer.id
+                    ),
+                ));
             }
         }
         let accepted = |aud: &String| issuer.audiences.contains(aud);
         let aud_ok = match &self.aud {
-            Claim::Missing => return Err(unverified("the token has no aud claim")),
+            Claim::Missing => {
+                return Err(unverified(
+                    ReasonCode::MissingClaim,
+                    "the token has no aud claim",
+                ));
+            }
             Claim::Text(aud) => accepted(aud),
             Claim::Texts(list) => list.iter().any(accepted),
-            _ => return Err(unverified("the token's aud claim is malformed")),
+            _ => {
+                return Err(unverified(
+                    ReasonCode::MalformedClaim,
+                    "the token's aud claim is malformed",
+                ));
+            }
         };
         if !aud_ok {
-            return Err(unverified(format!(
-                "the token's aud does not include an audience accepted for issuer {:?}",
-                issuer.id
-            )));
+            return Err(unverified(
+                ReasonCode::AudienceMismatch,
+                format!(
+                    "the token's aud does not include an audience accepted for issuer {:?}",
+                    issuer.id
+                ),
+            ));
         }
         let iat = self.iat.required_seconds("iat")?;
         if iat > now.saturating_add(leeway) {
-            return Err(unverified("the token's iat lies in the future"));
+            return Err(unverified(
+                ReasonCode::TokenIssuedInFuture,
+                "the token's iat lies in the future",
+            ));
         }
         if now.saturating_sub(iat) > limits.max_token_age_secs.saturating_add(leeway) {
-            return Err(unverified(format!(
-                "the token was issued {} s ago; tokens older than {} s are refused",
-                now - iat,
-                limits.max_token_age_secs
-            )));
+            return Err(unverified(
+                ReasonCode::TokenTooOld,
+                format!(
+                    "the token was issued {} s ago; tokens older than {} s are refused",
+                    now - iat,
+                    limits.max_token_age_secs
+                ),
+            ));
         }
         Ok(())
     }

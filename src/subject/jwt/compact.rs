@@ -8,14 +8,10 @@ use jsonwebtoken::Header;
 use serde_json::Value;
 
 use super::VerifyPolicy;
-use crate::error::{ExchangeError, Refusal};
+use crate::error::{ExchangeError, ReasonCode};
 
-fn unverified(description: impl Into<String>) -> ExchangeError {
-    ExchangeError::new(Refusal::Unverified, description)
-}
-
-fn malformed(description: impl Into<String>) -> ExchangeError {
-    ExchangeError::new(Refusal::Malformed, description)
+fn not_a_jwt(description: impl Into<String>) -> ExchangeError {
+    ExchangeError::coded(ReasonCode::NotAJwt, description)
 }
 
 /// A token whose shape has been checked but whose signature has not. Nothing here is
@@ -43,8 +39,8 @@ impl Unverified<'_> {
 /// Checks size and shape, reads the header and decodes the payload, trusting neither.
 pub fn inspect<'t>(token: &'t str, policy: &VerifyPolicy) -> Result<Unverified<'t>, ExchangeError> {
     if token.len() > policy.max_token_bytes {
-        return Err(ExchangeError::new(
-            Refusal::TooLarge,
+        return Err(ExchangeError::coded(
+            ReasonCode::TokenTooLarge,
             format!(
                 "the token is {} bytes; at most {} are accepted",
                 token.len(),
@@ -53,10 +49,13 @@ pub fn inspect<'t>(token: &'t str, policy: &VerifyPolicy) -> Result<Unverified<'
         ));
     }
     if token.is_empty() {
-        return Err(malformed("no token: send the id-token as the request body"));
+        return Err(ExchangeError::coded(
+            ReasonCode::TokenMissing,
+            "no token: send the id-token as the request body",
+        ));
     }
     let not_compact = || {
-        malformed(
+        not_a_jwt(
             "the body is not a JWT in compact serialization (three base64url parts joined by dots)",
         )
     };
@@ -79,7 +78,8 @@ pub fn inspect<'t>(token: &'t str, policy: &VerifyPolicy) -> Result<Unverified<'
     if header.crit.is_some() {
         // RFC 7515 §4.1.11: a recipient must refuse critical extensions it does not
         // understand, and claimex understands none.
-        return Err(unverified(
+        return Err(ExchangeError::coded(
+            ReasonCode::UnsupportedCritHeader,
             "the token's header lists critical extensions (crit), which claimex does not support",
         ));
     }
@@ -87,7 +87,7 @@ pub fn inspect<'t>(token: &'t str, policy: &VerifyPolicy) -> Result<Unverified<'
         .decode(encoded_payload)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| malformed("the token's payload is not base64url-encoded UTF-8"))?;
+        .ok_or_else(|| not_a_jwt("the token's payload is not base64url-encoded UTF-8"))?;
     Ok(Unverified {
         header,
         signing_input,
@@ -118,11 +118,14 @@ fn describe_bad_header(encoded_header: &str) -> ExchangeError {
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
         .and_then(|header| header.get("alg").and_then(Value::as_str).map(str::to_owned));
     match alg {
-        Some(alg) => unverified(format!(
-            "the token's algorithm {:?} is never accepted",
-            alg.chars().take(16).collect::<String>()
-        )),
-        None => malformed("the token header is not a JSON object with an alg"),
+        Some(alg) => ExchangeError::coded(
+            ReasonCode::AlgorithmNotAllowed,
+            format!(
+                "the token's algorithm {:?} is never accepted",
+                alg.chars().take(16).collect::<String>()
+            ),
+        ),
+        None => not_a_jwt("the token header is not a JSON object with an alg"),
     }
 }
 

@@ -18,6 +18,7 @@ use reqwest::header::{CACHE_CONTROL, HeaderMap};
 use serde::Deserialize;
 
 use super::{IssuerKeys, KeySet, KeysError, OidcPolicy, check_issuer_url};
+use crate::metrics::{NoRecorder, Recorder};
 use crate::settings::{SettingError, range};
 
 /// Largest discovery or JWKS document accepted, in bytes.
@@ -118,6 +119,8 @@ pub struct HttpIssuerKeys {
     /// interval passes: a stream of tokens for a down issuer does not become a stream of
     /// fetches.
     failed: Cache<String, ()>,
+    /// Where fetches are reported.
+    recorder: Arc<dyn Recorder>,
 }
 
 impl HttpIssuerKeys {
@@ -144,7 +147,22 @@ impl HttpIssuerKeys {
                 .max_capacity(100_000)
                 .time_to_live(refetch_interval)
                 .build(),
+            recorder: Arc::new(NoRecorder),
         })
+    }
+
+    /// Reports every fetch (its time, whether it succeeded) to `recorder`.
+    pub fn with_recorder(mut self, recorder: Arc<dyn Recorder>) -> HttpIssuerKeys {
+        self.recorder = recorder;
+        self
+    }
+
+    /// The age of each cached key set, by issuer URL.
+    pub fn ages(&self) -> Vec<(String, Duration)> {
+        self.entries
+            .iter()
+            .map(|(url, entry)| (url.as_ref().clone(), entry.fetched.elapsed()))
+            .collect()
     }
 
     async fn get(&self, url: &str) -> Result<(Vec<u8>, HeaderMap), String> {
@@ -286,7 +304,11 @@ impl IssuerKeys for HttpIssuerKeys {
         {
             return Ok(entry.keys.clone());
         }
-        match self.fetch(issuer).await {
+        let started = Instant::now();
+        let fetched = self.fetch(issuer).await;
+        self.recorder
+            .key_fetch(&issuer.id, started.elapsed(), fetched.is_ok());
+        match fetched {
             Ok((keys, ttl)) => {
                 let now = Instant::now();
                 let keys = Arc::new(keys);

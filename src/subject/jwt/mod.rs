@@ -31,10 +31,10 @@ pub use keys::{KeyMatch, KeySet, VerifyingKey};
 pub use policy::{OidcPolicy, OidcSpec, VerifyPolicy, check_issuer_url};
 
 use super::{Choose, Claimed, SubjectKind, SubjectVerifier, Verified};
-use crate::error::{ExchangeError, Refusal};
+use crate::error::{ExchangeError, ReasonCode, Refusal};
 
-fn unverified(description: impl Into<String>) -> ExchangeError {
-    ExchangeError::new(Refusal::Unverified, description)
+fn unverified(code: ReasonCode, description: impl Into<String>) -> ExchangeError {
+    ExchangeError::coded(code, description)
 }
 
 /// Why an issuer's keys could not be had.
@@ -68,19 +68,31 @@ pub fn verify(
 ) -> Result<Verified, ExchangeError> {
     let alg = seen.header.alg;
     if !issuer.algorithms.contains(&alg) {
-        return Err(unverified(format!(
-            "the token is signed with {alg:?}, which issuer {:?} does not accept",
-            issuer.id
-        )));
+        return Err(unverified(
+            ReasonCode::AlgorithmNotAllowed,
+            format!(
+                "the token is signed with {alg:?}, which issuer {:?} does not accept",
+                issuer.id
+            ),
+        ));
     }
     if alg.family() == AlgorithmFamily::Hmac {
-        return Err(unverified("symmetric algorithms are never accepted"));
+        return Err(unverified(
+            ReasonCode::AlgorithmNotAllowed,
+            "symmetric algorithms are never accepted",
+        ));
     }
-    let signature = URL_SAFE_NO_PAD
-        .decode(seen.signature)
-        .map_err(|_| unverified("the token's signature is not base64url"))?;
+    let signature = URL_SAFE_NO_PAD.decode(seen.signature).map_err(|_| {
+        unverified(
+            ReasonCode::BadSignature,
+            "the token's signature is not base64url",
+        )
+    })?;
     if !key.verify(alg, seen.signing_input.as_bytes(), &signature) {
-        return Err(unverified("the token's signature does not verify"));
+        return Err(unverified(
+            ReasonCode::BadSignature,
+            "the token's signature does not verify",
+        ));
     }
     let registered = claims::check(&seen.payload, issuer, limits, now)?;
     Ok(Verified {
@@ -111,7 +123,9 @@ impl JwtVerifier {
         self.keys
             .keys(issuer, unknown_kid)
             .await
-            .map_err(|KeysError::Unavailable(e)| ExchangeError::new(Refusal::Unavailable, e))
+            .map_err(|KeysError::Unavailable(e)| {
+                ExchangeError::coded(ReasonCode::IssuerKeysUnavailable, e)
+            })
     }
 }
 
@@ -138,10 +152,13 @@ impl SubjectVerifier for JwtVerifier {
         })?;
         // The allow-list first, so a token with a refused algorithm costs no key fetch.
         if !issuer.algorithms.contains(&seen.header.alg) {
-            return Err(unverified(format!(
-                "the token is signed with {:?}, which issuer {:?} does not accept",
-                seen.header.alg, issuer.id
-            )));
+            return Err(unverified(
+                ReasonCode::AlgorithmNotAllowed,
+                format!(
+                    "the token is signed with {:?}, which issuer {:?} does not accept",
+                    seen.header.alg, issuer.id
+                ),
+            ));
         }
         let kid = seen.header.kid.as_deref();
         let mut keys = self.keys(issuer, None).await?;
@@ -151,16 +168,22 @@ impl SubjectVerifier for JwtVerifier {
         let key = match keys.find(kid, seen.header.alg) {
             KeyMatch::Found(key) => key,
             KeyMatch::UnknownKid => {
-                return Err(unverified(format!(
-                    "the token's kid is not among the keys of issuer {:?}",
-                    issuer.id
-                )));
+                return Err(unverified(
+                    ReasonCode::UnknownKid,
+                    format!(
+                        "the token's kid is not among the keys of issuer {:?}",
+                        issuer.id
+                    ),
+                ));
             }
             KeyMatch::NoKey => {
-                return Err(unverified(format!(
-                    "no key of issuer {:?} fits the token's kid and alg",
-                    issuer.id
-                )));
+                return Err(unverified(
+                    ReasonCode::NoMatchingKey,
+                    format!(
+                        "no key of issuer {:?} fits the token's kid and alg",
+                        issuer.id
+                    ),
+                ));
             }
         };
         verify(seen, issuer, key, &self.limits, now)
@@ -329,7 +352,7 @@ mod tests {
         let policy = VerifyPolicy::default();
         let seen = inspect(token, &policy)?;
         let KeyMatch::Found(key) = keys.find(seen.header.kid.as_deref(), seen.header.alg) else {
-            return Err(unverified("no key"));
+            return Err(unverified(ReasonCode::NoMatchingKey, "no key"));
         };
         verify(seen, &issuer(), key, &policy, NOW)
     }

@@ -44,6 +44,7 @@ pub struct Claimex {
     dir: Option<PathBuf>,
     program: Option<PathBuf>,
     cpus: Option<String>,
+    metrics: bool,
 }
 
 impl Default for Claimex {
@@ -65,6 +66,7 @@ impl Claimex {
             dir: None,
             program: None,
             cpus: None,
+            metrics: false,
         }
     }
 
@@ -124,6 +126,13 @@ impl Claimex {
     /// Runs this claimex binary instead of the one cargo built beside the running test.
     pub fn program(mut self, program: impl Into<PathBuf>) -> Claimex {
         self.program = Some(program.into());
+        self
+    }
+
+    /// Serves `GET /metrics` on a loopback listener of its own (`metrics_listen`); its URL is
+    /// [`InProcess::metrics_url`] / [`Process::metrics_url`].
+    pub fn metrics(mut self) -> Claimex {
+        self.metrics = true;
         self
     }
 
@@ -191,26 +200,52 @@ impl Claimex {
     pub fn try_start(self) -> anyhow::Result<InProcess> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
-        let (dir, scratch_dir, path) = self.prepare(addr)?;
+        let metrics_listener = match self.metrics {
+            true => Some(std::net::TcpListener::bind("127.0.0.1:0")?),
+            false => None,
+        };
+        let mut this = self;
+        if let Some(l) = &metrics_listener {
+            this = this.settings(&format!("metrics_listen = \"{}\"", l.local_addr()?));
+        }
+        let metrics_url = match &metrics_listener {
+            Some(l) => Some(format!("http://{}", l.local_addr()?)),
+            None => None,
+        };
+        let (dir, scratch_dir, path) = this.prepare(addr)?;
         let guard = DirGuard {
             dir: dir.clone(),
             remove: scratch_dir,
         };
-        let config = Config::load_with_env(Some(&path), &self.env)?;
-        let workers = self.workers;
+        let config = Config::load_with_env(Some(&path), &this.env)?;
+        let workers = this.workers;
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("claimex-in-process".into())
             .spawn(move || {
                 actix_web::rt::System::new().block_on(async move {
-                    let server = match claimex::app::build(&config).await {
-                        Ok(app) => claimex::app::server(&app, listener, workers),
+                    let servers = match claimex::app::build(&config).await {
+                        Ok(app) => claimex::app::server(&app, listener, workers).and_then(|s| {
+                            let metrics = match metrics_listener {
+                                Some(l) => claimex::app::metrics_server(&app, l)?,
+                                None => None,
+                            };
+                            Ok((s, metrics))
+                        }),
                         Err(e) => Err(e),
                     };
-                    match server {
-                        Ok(server) => {
-                            let _ = tx.send(Ok(server.handle()));
-                            let _ = server.await;
+                    match servers {
+                        Ok((server, metrics)) => {
+                            let handles = (server.handle(), metrics.as_ref().map(|m| m.handle()));
+                            let _ = tx.send(Ok(handles));
+                            match metrics {
+                                Some(metrics) => {
+                                    let _ = futures_util::future::join(server, metrics).await;
+                                }
+                                None => {
+                                    let _ = server.await;
+                                }
+                            }
                         }
                         Err(e) => {
                             let _ = tx.send(Err(e));
@@ -218,13 +253,15 @@ impl Claimex {
                     }
                 });
             })?;
-        let handle = rx
+        let (handle, metrics_handle) = rx
             .recv_timeout(READY)
             .map_err(|_| anyhow::anyhow!("claimex did not start within {READY:?}"))??;
         Ok(InProcess {
             url: format!("http://{addr}"),
+            metrics_url,
             dir: guard,
             handle,
+            metrics_handle,
             thread: Some(thread),
         })
     }
@@ -234,9 +271,17 @@ impl Claimex {
     /// `AWS_*` variable of this process; it has `CLAIMEX_CONFIG`, `CLAIMEX_LOG=info`,
     /// [`moto::aws_env`] (static credentials, no shared config files, no instance metadata),
     /// then the variables of [`Claimex::env`]. Its stdout and stderr go to `claimex.log`.
-    pub fn launch(self) -> Process {
+    pub fn launch(mut self) -> Process {
         let port = net::free_port();
         let addr = net::loopback(port);
+        let metrics_url = match self.metrics {
+            true => {
+                let metrics = net::loopback(net::free_port());
+                self = self.settings(&format!("metrics_listen = \"{metrics}\""));
+                Some(format!("http://{metrics}"))
+            }
+            false => None,
+        };
         let (dir, scratch_dir, config) = self
             .prepare(addr)
             .unwrap_or_else(|e| panic!("cannot write claimex's configuration: {e}"));
@@ -277,6 +322,7 @@ impl Claimex {
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
         Process {
             url: format!("http://{addr}"),
+            metrics_url,
             addr,
             child: Some(child),
             dir: DirGuard {
@@ -347,8 +393,11 @@ pub struct Loaded {
 pub struct InProcess {
     /// `http://127.0.0.1:PORT` (also its `public_url`).
     pub url: String,
+    /// `http://127.0.0.1:PORT` of `GET /metrics`, when started with [`Claimex::metrics`].
+    pub metrics_url: Option<String>,
     dir: DirGuard,
     handle: actix_web::dev::ServerHandle,
+    metrics_handle: Option<actix_web::dev::ServerHandle>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -369,9 +418,15 @@ impl InProcess {
 impl Drop for InProcess {
     fn drop(&mut self) {
         let handle = self.handle.clone();
+        let metrics = self.metrics_handle.clone();
         // Stopping needs a runtime; a thread of its own drives the future.
         let _ = std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(handle.stop(false));
+            actix_web::rt::System::new().block_on(async move {
+                if let Some(metrics) = metrics {
+                    metrics.stop(false).await;
+                }
+                handle.stop(false).await;
+            });
         })
         .join();
         if let Some(thread) = self.thread.take() {
@@ -384,6 +439,8 @@ impl Drop for InProcess {
 pub struct Process {
     /// `http://127.0.0.1:PORT` (also its `public_url`).
     pub url: String,
+    /// `http://127.0.0.1:PORT` of `GET /metrics`, when started with [`Claimex::metrics`].
+    pub metrics_url: Option<String>,
     /// The address it listens on.
     pub addr: SocketAddr,
     child: Option<Child>,
