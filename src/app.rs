@@ -12,7 +12,7 @@ use anyhow::Context as _;
 
 use crate::config::Config;
 use crate::exchange::{ExchangeSettings, Exchanger, Ports};
-use crate::http::{AppState, routes};
+use crate::http::{AppState, HttpSettings, routes};
 use crate::mapper::MapperLoader;
 use crate::mapper::shadow_runner::ShadowRunner;
 use crate::mapper::wasm::MapperRuntime;
@@ -42,6 +42,8 @@ pub struct App {
     pub runtime: Arc<MapperRuntime>,
     /// Largest inbound token, bytes.
     pub max_token_bytes: usize,
+    /// How the HTTP server treats clients.
+    pub http: HttpSettings,
 }
 
 /// Seeds the crypto library's random number generator on a thread of its own, so that its
@@ -84,6 +86,9 @@ pub fn issuer_rules(config: &Config) -> IssuerRules {
 
 /// Builds every part and loads the registry once.
 pub async fn build(config: &Config) -> anyhow::Result<App> {
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let metrics = config
         .metrics_listen
         .is_some()
@@ -166,6 +171,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         recorder,
         runtime,
         max_token_bytes: config.verify.max_token_bytes,
+        http: config.http.clone(),
     })
 }
 
@@ -219,8 +225,7 @@ fn local_store(config: &Config) -> anyhow::Result<LocalKeyStore> {
     let signing = local::load_or_generate(&config.signer.path, config.signer.alg)?;
     let mut extra = Vec::new();
     for path in &config.signer.published_paths {
-        let key = local::load_existing(path)?;
-        extra.push(key.public_jwk().clone());
+        extra.push(local::load_published(path)?);
     }
     Ok(LocalKeyStore::new(signing, extra))
 }
@@ -290,13 +295,20 @@ pub fn server(
         exchanger: app.exchanger.clone(),
         max_token_bytes: app.max_token_bytes,
         recorder: app.recorder.clone(),
+        body_timeout: Duration::from_secs(app.http.body_timeout_secs),
+        counters: Default::default(),
     });
+    // The path of `public_url` (`/tenant`), under which the routes are served too.
+    let path_prefix = url::Url::parse(&app.exchanger.settings().issuer_url)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    let routes = routes(&path_prefix);
     let mut builder = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(state.clone())
-            .configure(routes)
+            .configure(routes.clone())
     })
-    .client_request_timeout(Duration::from_secs(10))
+    .client_request_timeout(Duration::from_secs(app.http.header_timeout_secs))
     .shutdown_timeout(10);
     if workers > 0 {
         builder = builder.workers(workers);

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::aws::AwsSettings;
+use crate::http::HttpSettings;
 use crate::mapper::shadow_runner::ShadowSettings;
 use crate::mapper::wasm::MapperSettings;
 use crate::mint::TokenSettings;
@@ -69,7 +70,27 @@ pub struct Config {
     /// `[shadow]`: the shadow mapper queue ([`ShadowSettings`]).
     #[serde(default)]
     pub shadow: ShadowSettings,
+    /// `[http]`: how the HTTP server treats clients ([`HttpSettings`]).
+    #[serde(default)]
+    pub http: HttpSettings,
+    /// What loading noticed but did not refuse (`CLAIMEX_*` variables that name no key), for
+    /// the caller to log once logging is set up.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
+
+/// The top-level keys, and the sections (each a part's settings struct): what a
+/// `CLAIMEX_<KEY>` or `CLAIMEX_<SECTION>__<KEY>` variable may name.
+const TOP_LEVEL_KEYS: [&str; 5] = [
+    "public_url",
+    "listen",
+    "workers",
+    "allow_http_loopback",
+    "metrics_listen",
+];
+const SECTIONS: [&str; 9] = [
+    "token", "verify", "jwks", "mapper", "registry", "signer", "aws", "http", "shadow",
+];
 
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
@@ -97,18 +118,39 @@ impl Config {
         path: Option<&Path>,
         env: &[(String, String)],
     ) -> Result<Config, ConfigError> {
-        let (mut table, base) = match path {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-                let table: toml::Table = toml::from_str(&text)
-                    .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-                let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let text = match path {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?,
+            ),
+            None => None,
+        };
+        Config::from_text(text.as_deref(), path, env)
+    }
+
+    /// [`Config::load_with_env`] with the file's text already read (`None`: no file); `path`
+    /// names it in errors and anchors relative paths. Does no I/O: the fuzz target `config`
+    /// drives it.
+    pub fn from_text(
+        text: Option<&str>,
+        path: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let shown_path = path.map_or_else(|| "(no file)".into(), |p| p.display().to_string());
+        let (mut table, base) = match text {
+            Some(text) => {
+                let table: toml::Table =
+                    toml::from_str(text).map_err(|e| ConfigError(format!("{shown_path}: {e}")))?;
+                let base = path
+                    .and_then(Path::parent)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default();
                 (table, base)
             }
             None => (toml::Table::new(), PathBuf::from(".")),
         };
         let mut applied = Vec::new();
+        let mut warnings = Vec::new();
         for (name, raw) in env {
             let Some(key) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
@@ -117,6 +159,20 @@ impl Config {
                 continue;
             }
             let key = key.to_ascii_lowercase();
+            // A variable that names no key nor section (a container's CLAIMEX_VERSION, say) is
+            // not configuration: it is reported, not refused. One naming a section must name
+            // one of its keys, like the file's keys: a typo there would silently drop a
+            // setting (CLAIMEX_SIGNER__BAKEND=kms).
+            let known = match key.split_once("__") {
+                Some((section, _)) => SECTIONS.contains(&section),
+                None => TOP_LEVEL_KEYS.contains(&key.as_str()),
+            };
+            if !known {
+                warnings.push(format!(
+                    "ignoring the environment variable {name}: it names no configuration key"
+                ));
+                continue;
+            }
             let value = env_value(raw);
             match key.split_once("__") {
                 Some((section, field)) => {
@@ -134,9 +190,7 @@ impl Config {
             }
             applied.push(name.clone());
         }
-        let shown = path
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "(no file)".into());
+        let shown = shown_path;
         let mut config: Config =
             toml::Value::Table(table)
                 .try_into()
@@ -150,6 +204,7 @@ impl Config {
                 })?;
         config.resolve(&base);
         config.validate()?;
+        config.warnings = warnings;
         Ok(config)
     }
 
@@ -178,6 +233,17 @@ impl Config {
         if self.public_url.ends_with('/') {
             return Err(bad("public_url", "must not end with /"));
         }
+        // IAM refuses OIDC provider URLs with a port; loopback http is for tests and demos.
+        if has_port(&self.public_url) && !self.public_url.starts_with("http://") {
+            return Err(bad(
+                "public_url",
+                format!(
+                    "{:?} has a port: AWS IAM refuses OIDC provider URLs with a port (serve \
+                     claimex on 443 behind its public name)",
+                    self.public_url
+                ),
+            ));
+        }
         self.listen.parse::<std::net::SocketAddr>().map_err(|e| {
             bad(
                 "listen",
@@ -205,8 +271,19 @@ impl Config {
         section("registry", self.registry.validate())?;
         section("signer", self.signer.validate())?;
         section("shadow", self.shadow.validate())?;
+        section("http", self.http.validate())?;
         Ok(())
     }
+}
+
+/// Whether a URL's authority names a port, even the scheme's default (which `url` drops).
+fn has_port(raw: &str) -> bool {
+    let rest = raw.split_once("://").map_or(raw, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    // An IPv6 literal's colons are inside its brackets.
+    let after_host = host_port.rsplit(']').next().unwrap_or_default();
+    after_host.contains(':')
 }
 
 /// Prefixes a part's setting error with its section.
@@ -330,6 +407,57 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{vars:?}: {err}");
         }
+    }
+
+    /// Issue 14: an unrelated variable with the prefix (a container's `CLAIMEX_VERSION`)
+    /// stopped start-up; it is now a warning. A variable naming a section claimex has must
+    /// still name one of its keys, and file keys stay strict.
+    #[test]
+    fn unrelated_prefixed_variables_are_warnings() {
+        let config = Config::load_with_env(
+            None,
+            &env(&[
+                ("CLAIMEX_PUBLIC_URL", "https://c.example"),
+                ("CLAIMEX_VERSION", "1.2.3"),
+                ("CLAIMEX_BUILD__SHA", "abc"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+        assert!(config.warnings[0].contains("CLAIMEX_VERSION"));
+        assert!(config.warnings[1].contains("CLAIMEX_BUILD__SHA"));
+        let err = Config::load_with_env(
+            None,
+            &env(&[
+                ("CLAIMEX_PUBLIC_URL", "https://c.example"),
+                ("CLAIMEX_SIGNER__BAKEND", "kms"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("bakend"), "{err}");
+    }
+
+    /// Issue 14: IAM refuses provider URLs with a port; loopback http (tests, demos) keeps it.
+    #[test]
+    fn a_public_url_with_a_port_is_refused() {
+        let load = |url: &str, loopback: &str| {
+            Config::load_with_env(
+                None,
+                &env(&[
+                    ("CLAIMEX_PUBLIC_URL", url),
+                    ("CLAIMEX_ALLOW_HTTP_LOOPBACK", loopback),
+                ]),
+            )
+        };
+        let err = load("https://claimex.example.com:8443", "false")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("public_url") && err.contains("port"), "{err}");
+        assert!(load("https://claimex.example.com:443", "false").is_err());
+        assert!(load("https://claimex.example.com/tenant", "false").is_ok());
+        assert!(load("http://127.0.0.1:8080", "true").is_ok());
+        assert!(load("http://localhost:8080/tenant", "true").is_ok());
     }
 
     #[test]

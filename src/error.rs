@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::time::Duration;
 
 /// The RFC 6749 §5.2 error codes claimex answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,8 @@ impl ErrorCode {
 pub enum Refusal {
     /// The body is larger than the configured maximum token size.
     TooLarge,
+    /// The request body did not arrive within the body-read deadline.
+    TimedOut,
     /// The request is malformed (empty body, not a compact JWS, bad JSON, bad parameter).
     Malformed,
     /// No registered issuer matches the request.
@@ -64,7 +67,7 @@ impl Refusal {
     /// The RFC 6749 error code for this refusal.
     pub fn code(self) -> ErrorCode {
         match self {
-            Refusal::TooLarge | Refusal::Malformed | Refusal::UnknownIssuer => {
+            Refusal::TooLarge | Refusal::TimedOut | Refusal::Malformed | Refusal::UnknownIssuer => {
                 ErrorCode::InvalidRequest
             }
             Refusal::Unverified => ErrorCode::InvalidGrant,
@@ -80,6 +83,7 @@ impl Refusal {
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::TooLarge => "too_large",
+            Refusal::TimedOut => "timed_out",
             Refusal::Malformed => "malformed",
             Refusal::UnknownIssuer => "unknown_issuer",
             Refusal::Unverified => "unverified",
@@ -126,6 +130,8 @@ macro_rules! reason_codes {
 reason_codes! {
     /// The body is larger than `verify.max_token_bytes`.
     TokenTooLarge = "token_too_large" => TooLarge,
+    /// The request's headers or body did not arrive in time (`[http]` timeouts).
+    RequestTimeout = "request_timeout" => TimedOut,
     /// The body is empty.
     TokenMissing = "token_missing" => Malformed,
     /// The body is not a compact JWS (or not UTF-8, or its header or payload do not decode).
@@ -197,6 +203,7 @@ impl Refusal {
     pub fn default_reason(self) -> ReasonCode {
         match self {
             Refusal::TooLarge => ReasonCode::TokenTooLarge,
+            Refusal::TimedOut => ReasonCode::RequestTimeout,
             Refusal::Malformed => ReasonCode::MalformedRequest,
             Refusal::UnknownIssuer => ReasonCode::UnknownIssuer,
             Refusal::Unverified => ReasonCode::InvalidToken,
@@ -237,6 +244,9 @@ pub struct ExchangeError {
     pub reason: Reason,
     /// What went wrong, for the caller. Never contains the token.
     pub description: String,
+    /// For [`Refusal::Unavailable`]: how long until a retry can succeed (the HTTP layer's
+    /// `Retry-After`), when the refusing part knows it.
+    pub retry_after: Option<Duration>,
 }
 
 impl ExchangeError {
@@ -247,6 +257,7 @@ impl ExchangeError {
             refusal,
             reason: Reason::Claimex(refusal.default_reason()),
             description: description.into(),
+            retry_after: None,
         }
     }
 
@@ -256,6 +267,7 @@ impl ExchangeError {
             refusal: code.refusal(),
             reason: Reason::Claimex(code),
             description: description.into(),
+            retry_after: None,
         }
     }
 
@@ -268,7 +280,14 @@ impl ExchangeError {
             refusal: Refusal::Denied,
             reason: Reason::Mapper(code.into()),
             description: description.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, saying a retry can succeed after `wait`.
+    pub fn retry_after(mut self, wait: Duration) -> ExchangeError {
+        self.retry_after = Some(wait);
+        self
     }
 
     /// The RFC 6749 error code.

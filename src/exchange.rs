@@ -74,6 +74,10 @@ pub struct Ports {
     pub ids: Arc<dyn IdSource>,
 }
 
+/// Longest caller-given issuer id repeated in an answer or an audit line, in characters
+/// (a registered id has at most 64).
+const MAX_ID_CHARS: usize = 64;
+
 /// Longest deny reason passed on to the caller, in characters.
 const MAX_REASON_CHARS: usize = 512;
 
@@ -124,7 +128,8 @@ impl Exchanger {
     ) -> (Result<Exchanged, ExchangeError>, Audit) {
         let mut audit = Audit {
             subject_kind: Some(request.kind),
-            issuer_id: request.issuer_id.map(str::to_owned),
+            // Caller-chosen: cut as the refusal cuts it, so a long id is not a long line.
+            issuer_id: request.issuer_id.map(|id| truncate(id, MAX_ID_CHARS)),
             ..Audit::default()
         };
         let result = self.run(request, &mut audit).await;
@@ -245,7 +250,10 @@ impl Exchanger {
             (Some(id), _) => snapshot.by_id(id).map_err(|_| {
                 ExchangeError::coded(
                     ReasonCode::UnknownIssuer,
-                    format!("no issuer is registered with id {:?}", truncate(id, 64)),
+                    format!(
+                        "no issuer is registered with id {:?}",
+                        truncate(id, MAX_ID_CHARS)
+                    ),
                 )
             })?,
             (None, Claimed::Issuer(url)) => {

@@ -11,6 +11,7 @@
 pub mod demo;
 pub mod issuers;
 pub mod keys;
+mod log;
 pub mod mapper;
 pub mod replay;
 pub mod scaffold;
@@ -222,20 +223,29 @@ enum MapperCommand {
 }
 
 fn init_logging(json: bool, default_filter: &str) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLAIMEX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder
-            .json()
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if json {
+        fmt.json()
             .flatten_event(true)
             .with_current_span(false)
-            .init();
+            .boxed()
     } else {
-        builder.compact().init();
-    }
+        fmt.compact().boxed()
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            fmt.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                !log::is_client_error(meta)
+            })),
+        )
+        .with(log::ClientErrors::default())
+        .init();
 }
 
 /// Parses the command line and runs the command; the process exit code.

@@ -92,7 +92,10 @@ impl IssuerKeys for Keys {
             .unwrap()
             .push(unknown_kid.map(str::to_owned));
         if self.down {
-            return Err(KeysError::Unavailable("the issuer is down".into()));
+            return Err(KeysError::Unavailable {
+                reason: "the issuer is down".into(),
+                retry_after: std::time::Duration::from_secs(7),
+            });
         }
         let keys = if unknown_kid.is_some() {
             &self.after
@@ -499,6 +502,23 @@ async fn issuers_are_chosen_by_id_or_iss_and_unavailable_keys_are_503() {
     };
     let (result, _) = exchanger.exchange(&unknown).await;
     assert_eq!(result.unwrap_err().refusal, Refusal::UnknownIssuer);
+    // Issue 14: an unknown id reaches the audit line cut as the answer cuts it.
+    let long = "i".repeat(8192);
+    let unknown = ExchangeRequest {
+        issuer_id: Some(&long),
+        ..request(&token)
+    };
+    let (result, audit) = exchanger.exchange(&unknown).await;
+    let error = result.unwrap_err();
+    assert_eq!(error.refusal, Refusal::UnknownIssuer);
+    assert!(error.description.len() < 200, "{}", error.description);
+    let audited = audit.issuer_id.unwrap();
+    assert!(
+        audited.len() <= 80,
+        "{} bytes in the audit line",
+        audited.len()
+    );
+    assert!(error.description.contains(&audited[..64]));
 
     let mut setup = Setup::new(&key);
     setup.keys = Arc::new(Keys {
@@ -509,7 +529,9 @@ async fn issuers_are_chosen_by_id_or_iss_and_unavailable_keys_are_503() {
     });
     let (exchanger, keys, _) = setup.exchanger().await;
     let (result, _) = exchanger.exchange(&request(&token)).await;
-    assert_eq!(result.unwrap_err().refusal, Refusal::Unavailable);
+    let error = result.unwrap_err();
+    assert_eq!(error.refusal, Refusal::Unavailable);
+    assert_eq!(error.retry_after, Some(std::time::Duration::from_secs(7)));
     assert_eq!(keys.calls.lock().unwrap().len(), 1);
 }
 

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use std::time::Instant;
 
-use super::{AppState, error_response, is_json, read_capped};
+use super::{AppState, accepts_json, error_response, header_text, names_json, read_capped};
 use crate::audit::Audit;
 use crate::error::{ExchangeError, ReasonCode};
 use crate::exchange::ExchangeRequest;
@@ -17,9 +17,11 @@ use crate::subject::SubjectKind;
 /// Slack allowed above the token size for a JSON request body.
 const JSON_OVERHEAD: usize = 1024;
 
-fn issuer_id(request: &HttpRequest) -> Result<Option<String>, ExchangeError> {
+/// The `issuerId` of a `POST /exchange` query string, refusing a repeated one and a token in
+/// the URL. Pure, so it can be fuzzed.
+pub fn issuer_id_from_query(query: &str) -> Result<Option<String>, ExchangeError> {
     let mut found = None;
-    for (key, value) in url::form_urlencoded::parse(request.query_string().as_bytes()) {
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         match key.as_ref() {
             "issuerId" if found.is_none() => found = Some(value.into_owned()),
             "issuerId" => {
@@ -40,10 +42,65 @@ fn issuer_id(request: &HttpRequest) -> Result<Option<String>, ExchangeError> {
     Ok(found)
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The documented JSON body, `{"token": "<JWT>"}`: an object with exactly that member, once.
+/// serde's derived form would also take the sequence `["<JWT>"]` and a repeated member.
 struct JsonRequest {
     token: String,
+}
+
+impl<'de> serde::Deserialize<'de> for JsonRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<JsonRequest, D::Error> {
+        struct Body;
+        impl<'de> serde::de::Visitor<'de> for Body {
+            type Value = JsonRequest;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#"an object {"token": "<JWT>"}"#)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<JsonRequest, A::Error> {
+                use serde::de::Error as _;
+                let mut token = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key != "token" {
+                        return Err(A::Error::unknown_field(&key, &["token"]));
+                    }
+                    if token.is_some() {
+                        return Err(A::Error::duplicate_field("token"));
+                    }
+                    token = Some(map.next_value::<String>()?);
+                }
+                token
+                    .map(|token| JsonRequest { token })
+                    .ok_or_else(|| A::Error::missing_field("token"))
+            }
+        }
+        d.deserialize_map(Body)
+    }
+}
+
+/// The token in a `POST /exchange` body: the body itself (UTF-8 text), or, for a JSON body
+/// (`json`: the `Content-Type` names JSON), its `token` member. Pure, so it can be fuzzed;
+/// the refusals never quote the body.
+pub fn token_from_body(json: bool, body: Vec<u8>) -> Result<String, ExchangeError> {
+    if json {
+        serde_json::from_slice::<JsonRequest>(&body)
+            .map(|r| r.token)
+            .map_err(|_| {
+                ExchangeError::coded(
+                    ReasonCode::MalformedRequest,
+                    "the JSON body must be {\"token\": \"<JWT>\"}",
+                )
+            })
+    } else {
+        String::from_utf8(body).map_err(|_| {
+            ExchangeError::coded(
+                ReasonCode::NotAJwt,
+                "the body is not a JWT (not UTF-8 text)",
+            )
+        })
+    }
 }
 
 pub(super) async fn exchange(
@@ -52,7 +109,7 @@ pub(super) async fn exchange(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let (result, audit) = match read_token(&request, payload, state.max_token_bytes).await {
+    let (result, audit) = match read_token(&request, payload, &state).await {
         Ok((token, issuer_id)) => {
             state
                 .exchanger
@@ -74,7 +131,7 @@ pub(super) async fn exchange(
     });
     match result {
         Ok(minted) => {
-            if is_json(&request, header::ACCEPT) {
+            if header_text(&request, header::ACCEPT).is_some_and(accepts_json) {
                 HttpResponse::Ok()
                     .insert_header((header::CACHE_CONTROL, "no-store"))
                     .json(
@@ -91,35 +148,58 @@ pub(super) async fn exchange(
     }
 }
 
-/// The token and the issuer id of a request, read within the body cap.
+/// The token and the issuer id of a request, read within the body cap and deadline.
 async fn read_token(
     request: &HttpRequest,
     payload: web::Payload,
-    max_token: usize,
+    state: &AppState,
 ) -> Result<(String, Option<String>), ExchangeError> {
-    let issuer_id = issuer_id(request)?;
-    let json_body = is_json(request, header::CONTENT_TYPE);
+    let max_token = state.max_token_bytes;
+    let issuer_id = issuer_id_from_query(request.query_string())?;
+    let json_body = header_text(request, header::CONTENT_TYPE).is_some_and(names_json);
+    // A raw token may end with a newline (`curl --data-binary @file`); JSON has its overhead.
+    let limit = max_token + if json_body { JSON_OVERHEAD } else { 2 };
+    let shown = format!("the {max_token} bytes a token may have (verify.max_token_bytes)");
     let body = read_capped(
+        request,
         payload,
-        max_token + if json_body { JSON_OVERHEAD } else { 2 },
+        limit,
+        &shown,
+        state.body_timeout,
+        &state.counters,
     )
     .await?;
-    let token = if json_body {
-        serde_json::from_slice::<JsonRequest>(&body)
-            .map_err(|_| {
-                ExchangeError::coded(
-                    ReasonCode::MalformedRequest,
-                    "the JSON body must be {\"token\": \"<JWT>\"}",
-                )
-            })?
-            .token
-    } else {
-        String::from_utf8(body).map_err(|_| {
-            ExchangeError::coded(
-                ReasonCode::NotAJwt,
-                "the body is not a JWT (not UTF-8 text)",
-            )
-        })?
-    };
-    Ok((token, issuer_id))
+    Ok((token_from_body(json_body, body)?, issuer_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Refusal;
+
+    #[test]
+    fn json_bodies_are_the_documented_object_only() {
+        assert_eq!(
+            token_from_body(true, br#"{"token": "a.b.c"}"#.to_vec()).unwrap(),
+            "a.b.c"
+        );
+        for bad in [
+            r#"["a.b.c"]"#,
+            r#"{"token": "a", "token": "b"}"#,
+            r#"{"token": "a", "x": 1}"#,
+            r#"{}"#,
+            r#"{"token": 5}"#,
+            r#""a.b.c""#,
+            r#"{"token": "a"} trailing"#,
+        ] {
+            let err = token_from_body(true, bad.as_bytes().to_vec()).unwrap_err();
+            assert_eq!(err.refusal, Refusal::Malformed, "{bad}");
+            assert!(!err.description.contains("a.b.c"), "{bad}");
+        }
+        assert_eq!(
+            token_from_body(false, b"a.b.c\n".to_vec()).unwrap(),
+            "a.b.c\n"
+        );
+        assert!(token_from_body(false, vec![0xff]).is_err());
+    }
 }

@@ -132,7 +132,7 @@ mod tests {
         }
         async fn map(&self, _: &MapRequest<'_>) -> MapOutcome {
             Ok(MapDecision::Allow(
-                r#"{"sub":"s","https://aws.amazon.com/tags":{"principal_tags":{"team":["tag-value-secret"]}}}"#
+                r#"{"sub":"repo:a/b","https://aws.amazon.com/tags":{"principal_tags":{"team":["tag-value-secret"]}}}"#
                     .into(),
             ))
             .into()
@@ -206,12 +206,12 @@ mod tests {
 
     #[test]
     fn an_agreement_writes_nothing_and_tag_differences_name_keys_only() {
-        let same = r#"{"sub":"s","https://aws.amazon.com/tags":{"principal_tags":{"team":["tag-value-secret"]}}}"#;
+        let same = r#"{"sub":"repo:a/b","https://aws.amazon.com/tags":{"principal_tags":{"team":["tag-value-secret"]}}}"#;
         let (result, log) = run_logged(&job(Decided::Allow(same.into())));
         assert_eq!(result, Some(ShadowResult::Agree));
         assert!(log.is_empty(), "{log}");
 
-        let other = r#"{"sub":"s","https://aws.amazon.com/tags":{"principal_tags":{"team":["other-value"]}}}"#;
+        let other = r#"{"sub":"repo:a/b","https://aws.amazon.com/tags":{"principal_tags":{"team":["other-value"]}}}"#;
         let (result, log) = run_logged(&job(Decided::Allow(other.into())));
         assert_eq!(result, Some(ShadowResult::Disagree));
         assert!(log.contains(r#""tag_keys":"team""#), "{log}");

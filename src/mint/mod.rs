@@ -23,6 +23,10 @@ pub const DEFAULT_AUDIENCE: &str = "sts.amazonaws.com";
 pub const RESERVED_CLAIMS: [&str; 5] = ["iss", "iat", "nbf", "exp", "jti"];
 /// The longest token AWS STS accepts, in characters.
 pub const MAX_TOKEN_CHARS: usize = 20_000;
+/// The fewest characters AWS STS accepts in `sub` (`SubjectFromWebIdentityToken`).
+pub const MIN_SUB_CHARS: usize = 6;
+/// The most characters AWS STS accepts in `sub`.
+pub const MAX_SUB_CHARS: usize = 255;
 
 /// What an issuer entry allows the outbound token to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +120,8 @@ mod tests {
         assert_eq!(payload["sub"], "repo:a/b");
         assert_eq!(payload["iss"], "https://claimex");
         assert_eq!(checked.tags.unwrap().keys, vec!["r"]);
-        let checked = check(json!({"sub": "s", "aud": ["other", "sts.amazonaws.com"]})).unwrap();
+        let checked =
+            check(json!({"sub": "subject", "aud": ["other", "sts.amazonaws.com"]})).unwrap();
         assert_eq!(checked.aud.len(), 2);
     }
 
@@ -124,22 +129,23 @@ mod tests {
     fn refuses_bad_output() {
         let cases = [
             (json!([1]), "not a JSON object"),
-            (json!({"sub": "s", "exp": 1}), "\"exp\""),
-            (json!({"sub": "s", "iss": "me"}), "\"iss\""),
-            (json!({"sub": "s", "jti": "x"}), "\"jti\""),
-            (json!({"sub": "s", "\u{69}at": 1}), "\"iat\""),
+            (json!({"sub": "subject", "exp": 1}), "\"exp\""),
+            (json!({"sub": "subject", "iss": "me"}), "\"iss\""),
+            (json!({"sub": "subject", "jti": "x"}), "\"jti\""),
+            (json!({"sub": "subject", "\u{69}at": 1}), "\"iat\""),
             (json!({}), "no sub"),
             (json!({"sub": 5}), "must be a string"),
-            (json!({"sub": ""}), "1 to 255"),
-            (json!({"sub": "x".repeat(256)}), "1 to 255"),
+            (json!({"sub": ""}), "0 characters: AWS STS accepts 6 to 255"),
+            (json!({"sub": "sub-5"}), "5 characters"),
+            (json!({"sub": "x".repeat(256)}), "256 characters"),
             (
-                json!({"sub": "s", "aud": "evil"}),
+                json!({"sub": "subject", "aud": "evil"}),
                 "\"evil\" is not allowed",
             ),
-            (json!({"sub": "s", "aud": []}), "non-empty"),
-            (json!({"sub": "s", "aud": [1]}), "list of strings"),
+            (json!({"sub": "subject", "aud": []}), "non-empty"),
+            (json!({"sub": "subject", "aud": [1]}), "list of strings"),
             (
-                json!({"sub": "s", TAGS_CLAIM: {"principal_tags": {"a#": ["v"]}}}),
+                json!({"sub": "subject", TAGS_CLAIM: {"principal_tags": {"a#": ["v"]}}}),
                 "a#",
             ),
         ];
@@ -155,14 +161,23 @@ mod tests {
         // A member given twice, or a reserved claim spelled with an escape, is refused:
         // parsers disagree on which duplicate counts.
         for (text, needle) in [
-            (r#"{"sub": "a", "sub": "b"}"#, "\"sub\" twice"),
-            (r#"{"sub": "a", "x": 1, "x": 2}"#, "\"x\" twice"),
-            (r#"{"sub": "a", "\u0069ss": "evil"}"#, "\"iss\""),
+            (r#"{"sub": "subject", "sub": "b"}"#, "\"sub\" twice"),
+            (r#"{"sub": "subject", "x": 1, "x": 2}"#, "\"x\" twice"),
+            (r#"{"sub": "subject", "\u0069ss": "evil"}"#, "\"iss\""),
             (
-                r#"{"sub": "a", "https://aws.amazon.com/tags": {"principal_tags": {"r": ["aws:x"], "r": ["ok"]}}}"#,
+                r#"{"sub": "subject", "https://aws.amazon.com/tags": {"principal_tags": {"r": ["aws:x"], "r": ["ok"]}}}"#,
                 "\"r\" is given twice",
             ),
-            (r#"{"sub": "a"} trailing"#, "not valid JSON"),
+            (r#"{"sub": "subject"} trailing"#, "not valid JSON"),
+            // Found by fuzz/mapper_output: a number beyond f64 passed and was signed.
+            (
+                r#"{"sub":"ro:vil1","n":1.84467440737099E551615}"#,
+                "number out of range",
+            ),
+            (
+                r#"{"sub":"subject","n":[{"m":-1e999}]}"#,
+                "number out of range",
+            ),
         ] {
             let err = check_output(text, &issuer()).unwrap_err();
             assert!(
@@ -172,13 +187,16 @@ mod tests {
             );
         }
         // Members are signed as written, after claimex's own.
-        let checked =
-            check_output(r#" {"sub": "a", "n": 1.50, "aud": "other"} "#, &issuer()).unwrap();
+        let checked = check_output(
+            r#" {"sub": "subject", "n": 1.50, "aud": "other"} "#,
+            &issuer(),
+        )
+        .unwrap();
         let stamp = Stamp::new("https://claimex", 7, Duration::from_secs(1), "j-1".into());
         let payload = checked.payload_json(&stamp);
         assert!(
             payload.ends_with(
-                r#","jti":"REPLACED","sub": "a", "n": 1.50, "aud": "other"}"#
+                r#","jti":"REPLACED","sub": "subject", "n": 1.50, "aud": "other"}"#
                     .replace("REPLACED", &stamp.jti)
                     .as_str()
             ),
@@ -194,7 +212,7 @@ mod tests {
 
     #[test]
     fn stamps_and_assembles() {
-        let checked = check(json!({"sub": "s"})).unwrap();
+        let checked = check(json!({"sub": "subject"})).unwrap();
         let stamp = Stamp::new(
             "https://claimex",
             1000,
@@ -215,13 +233,13 @@ mod tests {
         assert_eq!(payload["iss"], "https://claimex");
         assert_eq!(payload["nbf"], 1000);
         assert_eq!(payload["exp"], 1900);
-        assert_eq!(payload["sub"], "s");
+        assert_eq!(payload["sub"], "subject");
         assert_eq!(parts[2], "AQID");
     }
 
     #[test]
     fn refuses_oversized_tokens() {
-        let checked = check(json!({"sub": "s", "big": "x".repeat(MAX_TOKEN_CHARS)})).unwrap();
+        let checked = check(json!({"sub": "subject", "big": "x".repeat(MAX_TOKEN_CHARS)})).unwrap();
         let stamp = Stamp::new("https://claimex", 0, Duration::from_secs(1), "j".into());
         let err = signing_input(SigningAlg::Rs256, "k", &checked, &stamp).unwrap_err();
         assert!(err.description.contains("20000"));
@@ -238,7 +256,7 @@ mod tests {
 
     #[test]
     fn an_unusual_jti_is_escaped() {
-        let checked = check(json!({"sub": "s"})).unwrap();
+        let checked = check(json!({"sub": "subject"})).unwrap();
         let stamp = Stamp::new("https://claimex", 1, Duration::from_secs(1), "a\"b".into());
         let payload: Value = serde_json::from_str(&checked.payload_json(&stamp)).unwrap();
         assert_eq!(payload["jti"], "a\"b");

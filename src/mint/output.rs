@@ -1,6 +1,6 @@
 //! Checking a mapper's `allow` output before anything is signed: a JSON object, parsed once
 //! over borrowed text; no member given twice; none of the claims claimex owns, however
-//! spelled; `sub` a string of 1–255 characters; `aud` one audience or a list, each allowed by
+//! spelled; `sub` a string of 6–255 characters (AWS STS's rule); `aud` one audience or a list, each allowed by
 //! the entry; the AWS session-tags claim by AWS's rules. What passes is signed as written.
 
 use std::borrow::Cow;
@@ -9,7 +9,7 @@ use claimex_tags::{TAGS_CLAIM, TagSummary};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{DEFAULT_AUDIENCE, OutputPolicy, RESERVED_CLAIMS, Stamp};
+use super::{DEFAULT_AUDIENCE, MAX_SUB_CHARS, MIN_SUB_CHARS, OutputPolicy, RESERVED_CLAIMS, Stamp};
 use crate::error::{ExchangeError, Refusal};
 
 fn invalid(description: impl Into<String>) -> ExchangeError {
@@ -103,6 +103,11 @@ impl<'de> serde::Deserialize<'de> for OutputMembers<'de> {
                                 out.reserved =
                                     RESERVED_CLAIMS.iter().copied().find(|r| *r == other);
                             }
+                            // Skipping a value checks its syntax, not its numbers: a
+                            // number beyond f64 (1e999) would be signed as written and
+                            // break the token's readers.
+                            serde_json::from_str::<Wellformed>(value.get())
+                                .map_err(serde::de::Error::custom)?;
                         }
                     }
                     if !seen.insert(name.clone()) && out.duplicate.is_none() {
@@ -113,6 +118,61 @@ impl<'de> serde::Deserialize<'de> for OutputMembers<'de> {
             }
         }
         d.deserialize_map(Members)
+    }
+}
+
+/// A JSON value read to the end without being built: every number is parsed (so one out of
+/// range is refused), strings are borrowed when they can be.
+struct Wellformed;
+
+impl<'de> serde::Deserialize<'de> for Wellformed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Wellformed, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Wellformed;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Wellformed, E> {
+                Ok(Wellformed)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Wellformed, E> {
+                Ok(Wellformed)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Wellformed, E> {
+                Ok(Wellformed)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Wellformed, E> {
+                Ok(Wellformed)
+            }
+            fn visit_borrowed_str<E>(self, _: &'de str) -> Result<Wellformed, E> {
+                Ok(Wellformed)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Wellformed, E> {
+                Ok(Wellformed)
+            }
+            fn visit_unit<E>(self) -> Result<Wellformed, E> {
+                Ok(Wellformed)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Wellformed, A::Error> {
+                while seq.next_element::<Wellformed>()?.is_some() {}
+                Ok(Wellformed)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Wellformed, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, Wellformed>()?
+                    .is_some()
+                {}
+                Ok(Wellformed)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -233,9 +293,16 @@ pub fn check_output(json: &str, issuer: &OutputPolicy) -> Result<CheckedClaims, 
     }
     let value = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null);
     let sub = match members.sub.map(value) {
-        Some(Value::String(sub)) if (1..=255).contains(&sub.chars().count()) => sub,
-        Some(Value::String(_)) => {
-            return Err(invalid("the mapper's sub must have 1 to 255 characters"));
+        Some(Value::String(sub))
+            if (MIN_SUB_CHARS..=MAX_SUB_CHARS).contains(&sub.chars().count()) =>
+        {
+            sub
+        }
+        Some(Value::String(sub)) => {
+            return Err(invalid(format!(
+                "the mapper's sub has {} characters: AWS STS accepts {MIN_SUB_CHARS} to {MAX_SUB_CHARS}",
+                sub.chars().count()
+            )));
         }
         Some(_) => return Err(invalid("the mapper's sub must be a string")),
         None => return Err(invalid("the mapper's output has no sub")),

@@ -188,6 +188,34 @@ pub fn load_existing(path: &Path) -> Result<LocalKey, LocalKeyError> {
     parse_pem(path, &bytes)
 }
 
+/// Reads a key published besides the signing key (`signer.published_paths`): a public key,
+/// PEM `PUBLIC KEY` (SubjectPublicKeyInfo, as `openssl pkey -pubout` writes it), RSA or
+/// P-256, so a retired private key need not stay on disk; or a PEM `PRIVATE KEY`, whose
+/// public half is published.
+pub fn load_published(path: &Path) -> Result<PublicJwk, LocalKeyError> {
+    let bytes = fs::read(path).map_err(|source| LocalKeyError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let invalid = |reason: String| LocalKeyError::Invalid {
+        path: path.to_owned(),
+        reason,
+    };
+    let block = pem::parse(&bytes).map_err(|e| invalid(e.to_string()))?;
+    match block.tag() {
+        "PUBLIC KEY" => crate::signer::jwk::jwk_from_spki(block.contents(), SigningAlg::Rs256)
+            .or_else(|rsa| {
+                crate::signer::jwk::jwk_from_spki(block.contents(), SigningAlg::Es256)
+                    .map_err(|ec| format!("{rsa}; {ec}"))
+            })
+            .map_err(invalid),
+        "PRIVATE KEY" => Ok(parse_pem(path, &bytes)?.public_jwk().clone()),
+        other => Err(invalid(format!(
+            "the PEM block is {other:?}, not \"PUBLIC KEY\" or \"PRIVATE KEY\""
+        ))),
+    }
+}
+
 fn parse_pem(path: &Path, bytes: &[u8]) -> Result<LocalKey, LocalKeyError> {
     let invalid = |reason: String| LocalKeyError::Invalid {
         path: path.to_owned(),

@@ -126,7 +126,9 @@ pub struct SignerSettings {
     pub path: PathBuf,
     /// The algorithm of a generated local key.
     pub alg: SigningAlg,
-    /// Public key files published besides the signing key (local backend, rotation).
+    /// Key files published besides the signing key (local backend, rotation): public keys
+    /// (PEM `PUBLIC KEY`, e.g. `openssl pkey -pubout`), or private keys whose public half is
+    /// published.
     #[serde(deserialize_with = "crate::settings::list_or_csv")]
     pub published_paths: Vec<PathBuf>,
     /// The KMS key that signs (id, ARN or alias).

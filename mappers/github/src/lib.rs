@@ -40,7 +40,8 @@ pub const TAGGED_CLAIMS: [&str; 10] = [
 ];
 
 /// The deny codes of this mapper (besides the SDK's `missing_claim` and `invalid_claim` for
-/// a token without a string `sub`).
+/// a token without a string `sub`, and `invalid_sub` for a `sub` AWS STS would refuse: not
+/// 6 to 255 characters, as a long environment name or a custom `sub` template can make it).
 pub mod codes {
     /// The repository owner is on neither owner list.
     pub const OWNER_NOT_ALLOWED: &str = "owner_not_allowed";
@@ -203,17 +204,22 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
         )?;
     }
 
-    let mut out = Outbound::new().sub(input.require_str("sub")?);
+    let mut out = Outbound::new().sub(input.require_sub("sub")?);
     if let Some(aud) = &config.audience {
         out = out.aud(aud.as_str());
     }
+    let mut present = Vec::with_capacity(TAGGED_CLAIMS.len());
     for name in TAGGED_CLAIMS {
         if let Some(value) = input.text_claim(name) {
             out = out.tag(name, sanitize_value(&value));
+            present.push(name);
         }
     }
+    // A transitive key whose claim is missing from this token is skipped with its tag.
     for key in &config.transitive_tag_keys {
-        out = out.make_transitive(key.as_str());
+        if present.contains(&key.as_str()) {
+            out = out.make_transitive(key.as_str());
+        }
     }
     Ok(out)
 }
@@ -388,6 +394,36 @@ mod tests {
         ));
         assert_eq!(deny.code(), "missing_claim");
         assert_eq!(deny.reason(), "the credential has no sub claim");
+    }
+
+    /// Issue 14: a transitive key whose claim this token lacks is skipped with its tag, as
+    /// the gitlab and rules mappers do (it made the host refuse the output: a 500).
+    #[test]
+    fn skips_a_transitive_key_whose_claim_is_missing() {
+        let mut claims: Value = serde_json::from_str(CLAIMS).unwrap();
+        claims.as_object_mut().unwrap().remove("workflow");
+        let input = Input::new("github", "https://x", claims);
+        let config = config(json!({"allowed_owners": ["octo-org"],
+                                   "transitive_tag_keys": ["workflow", "repository"]}));
+        let out = allowed(map(&input, &config));
+        let tags = &out[TAGS_CLAIM];
+        assert_eq!(tags["transitive_tag_keys"], json!(["repository"]));
+        assert!(claimex_mapper::tags::check_claim(tags).is_ok());
+    }
+
+    /// Issue 14: a `sub` AWS STS would refuse (it takes 6 to 255 characters) is a deny that
+    /// says so, not output the host refuses.
+    #[test]
+    fn denies_a_sub_aws_would_refuse() {
+        let config = config(json!({"allowed_owners": ["octo-org"]}));
+        let long = format!("repo:octo-org/octo-repo:environment:{}", "e".repeat(255));
+        for sub in [long.as_str(), "", "repo"] {
+            let mut claims: Value = serde_json::from_str(CLAIMS).unwrap();
+            claims["sub"] = json!(sub);
+            let deny = denied(map(&Input::new("github", "https://x", claims), &config));
+            assert_eq!(deny.code(), "invalid_sub", "{sub:?}");
+            assert!(deny.reason().contains("6 to 255"), "{}", deny.reason());
+        }
     }
 
     #[test]

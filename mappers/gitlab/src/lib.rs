@@ -46,7 +46,8 @@ pub const TAGGED_CLAIMS: [&str; 6] = [
 ];
 
 /// The deny codes of this mapper (besides the SDK's `missing_claim` and `invalid_claim` for
-/// a token without a string `sub`, and `invalid_session_tags`).
+/// a token without a string `sub`, `invalid_sub` for a `sub` AWS STS would refuse (not 6 to
+/// 255 characters), and `invalid_session_tags`).
 pub mod codes {
     /// `allowed_namespace_ids` or `allowed_namespace_paths` is set and the project's
     /// namespace is not on it.
@@ -248,7 +249,7 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
         }
     }
 
-    let mut out = Outbound::new().sub(input.require_str("sub")?);
+    let mut out = Outbound::new().sub(input.require_sub("sub")?);
     if let Some(aud) = &config.audience {
         out = out.aud(aud.as_str());
     }
@@ -575,20 +576,39 @@ mod tests {
     }
 
     #[test]
-    fn denies_a_missing_sub_and_bad_tags() {
+    fn denies_a_missing_sub() {
         let mut no_sub = claims();
         no_sub.as_object_mut().unwrap().remove("sub");
         denied_with(
             "missing_claim",
             input_with(no_sub, json!({"allowed_project_ids": ["22"]})),
         );
-        let mut bad = claims();
-        bad["project_path"] = json!("aws:reserved");
-        let reason = denied_with(
-            "invalid_session_tags",
-            input_with(bad, json!({"allowed_project_ids": ["22"]})),
+    }
+
+    /// Issue 14: a `sub` AWS STS would refuse is a deny that says so.
+    #[test]
+    fn denies_a_sub_aws_would_refuse() {
+        for sub in ["x".repeat(256), String::new()] {
+            let mut claims = claims();
+            claims["sub"] = json!(sub);
+            let reason = denied_with(
+                "invalid_sub",
+                input_with(claims, json!({"allowed_project_ids": ["22"]})),
+            );
+            assert!(reason.contains("6 to 255"), "{reason}");
+        }
+    }
+
+    /// Issue 14: a claim value starting with `aws:` is made a valid tag value.
+    #[test]
+    fn a_value_with_the_reserved_prefix_is_sanitized() {
+        let mut claims = claims();
+        claims["project_path"] = json!("AWS:group/project");
+        let out = allowed(input_with(claims, json!({"allowed_project_ids": ["22"]})));
+        assert_eq!(
+            out[TAGS_CLAIM]["principal_tags"]["project_path"],
+            json!(["AWS_group/project"])
         );
-        assert!(reason.contains("project_path"), "{reason}");
     }
 
     #[test]

@@ -312,11 +312,15 @@ class Claims {
   }
 }
 
-/** Free text made usable as a tag value: disallowed characters become `_`, cut to 256. */
+/**
+ * Free text made usable as a tag value: disallowed characters become `_`, cut to 256, and a
+ * leading `aws:` (AWS's reserved prefix, any case) becomes `aws_` with its case kept.
+ */
 function sanitizeValue(text) {
   // Up to 256 UTF-16 units are at most 256 characters: no need to count them.
   const cut = text.length <= MAX_VALUE_CHARS ? text : Array.from(text).slice(0, MAX_VALUE_CHARS).join("");
-  return cut.replace(DISALLOWED_CHARS, "_");
+  const clean = cut.replace(DISALLOWED_CHARS, "_");
+  return /^aws:/i.test(clean) ? `${clean.slice(0, 3)}_${clean.slice(4)}` : clean;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -399,6 +403,10 @@ const REF_NOT_ALLOWED = "ref_not_allowed";
 const ENVIRONMENT_NOT_ALLOWED = "environment_not_allowed";
 const MISSING_CLAIM = "missing_claim";
 const INVALID_CLAIM = "invalid_claim";
+const INVALID_SUB = "invalid_sub";
+/** The characters AWS STS accepts in `sub` (the SDK's MIN_SUB_CHARS and MAX_SUB_CHARS). */
+const MIN_SUB_CHARS = 6;
+const MAX_SUB_CHARS = 255;
 
 /** A refusal: the `deny` case of the WIT `decision`. */
 class Deny {
@@ -486,6 +494,19 @@ function requireStr(claims, name) {
   throw new Deny(INVALID_CLAIM, `the credential's ${name} claim is not a string`);
 }
 
+/** The string claim `name` as the outbound `sub`, or the SDK's `require_sub` denial. */
+function requireSub(claims, name) {
+  const sub = requireStr(claims, name);
+  const chars = Array.from(sub).length;
+  if (chars < MIN_SUB_CHARS || chars > MAX_SUB_CHARS) {
+    throw new Deny(
+      INVALID_SUB,
+      `the credential's ${name} claim has ${chars} characters: AWS accepts ${MIN_SUB_CHARS} to ${MAX_SUB_CHARS} in a sub`,
+    );
+  }
+  return sub;
+}
+
 /**
  * Decides on one GitHub Actions token: the port of `map` in mappers/github/src/lib.rs.
  * Returns the outbound claims as JSON text; throws a Deny.
@@ -541,7 +562,7 @@ function decide(claims, config, checks) {
     );
   }
 
-  const out = { sub: requireStr(claims, "sub") };
+  const out = { sub: requireSub(claims, "sub") };
   if (config.audience !== null) out.aud = config.audience;
   const tags = {};
   let tagged = false;
@@ -552,7 +573,8 @@ function decide(claims, config, checks) {
       tagged = true;
     }
   }
-  const transitive = config.transitive_tag_keys;
+  // A transitive key whose claim is missing from this token is skipped with its tag.
+  const transitive = config.transitive_tag_keys.filter((key) => Object.hasOwn(tags, key));
   if (tagged || transitive.length > 0) {
     out[TAGS_CLAIM] = { principal_tags: tags };
     if (transitive.length > 0) out[TAGS_CLAIM].transitive_tag_keys = transitive;

@@ -100,7 +100,7 @@
 //! its transitive mark. Tag values from claims and templates are made valid for AWS with
 //! [`sanitize_value`] (disallowed characters become `_`, cut to 256 characters); literal
 //! values and all keys are checked against AWS's rules when the configuration is read. A
-//! `sub` that has no value, or is not 1 to 255 characters, refuses the exchange.
+//! `sub` that has no value, or is not 6 to 255 characters, refuses the exchange.
 //! The finished tags are checked with AWS's rules before the mapper allows.
 //!
 //! # Deny codes
@@ -109,7 +109,7 @@
 //! |---|---|
 //! | `no_rule_matched` | no rule matched; the reason names each rule and its first failed condition |
 //! | `rule_denied` (or the rule's `code`) | a `deny` rule matched |
-//! | `invalid_sub` | the matching rule's `sub` has no value for this token, or not 1 to 255 characters |
+//! | `invalid_sub` | the matching rule's `sub` has no value for this token, or not 6 to 255 characters |
 //! | `invalid_session_tags` | the matching rule's tags break AWS's rules for this token |
 
 use claimex_mapper::{Deny, Input, Outbound, Value, sanitize_value};
@@ -128,8 +128,8 @@ pub mod codes {
     pub const NO_RULE_MATCHED: &str = "no_rule_matched";
     /// A `deny` rule matched and sets no `code` of its own.
     pub const RULE_DENIED: &str = "rule_denied";
-    /// The matching rule's `sub` has no value for this token, or not 1 to 255 characters.
-    pub const INVALID_SUB: &str = "invalid_sub";
+    /// The matching rule's `sub` has no value for this token, or not 6 to 255 characters.
+    pub const INVALID_SUB: &str = claimex_mapper::codes::INVALID_SUB;
     /// The matching rule's session tags break AWS's rules for this token.
     pub const INVALID_SESSION_TAGS: &str = claimex_mapper::codes::INVALID_SESSION_TAGS;
 }
@@ -210,12 +210,11 @@ impl Rule {
                 ),
             ));
         };
-        let chars = sub.chars().count();
-        if !(1..=255).contains(&chars) {
+        if let Err(reason) = claimex_mapper::check_sub(&sub) {
             return Err(Deny::new(
                 codes::INVALID_SUB,
                 format!(
-                    "rule {:?} matched, but its sub ({}) has {chars} characters: 1 to 255 are needed",
+                    "rule {:?} matched, but its sub ({}) {reason}",
                     self.name,
                     self.sub.describe()
                 ),

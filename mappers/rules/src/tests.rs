@@ -330,10 +330,10 @@ fn nested_claims_by_dotted_path() {
             "context.flag": "true",
         },
         "tags": {"project": "context.project.id", "whole": "context.project"},
-        "sub": "context.project.id",
+        "sub": {"template": "project-{context.project.id}"},
     }]});
     let out = allowed(run(claims.clone(), config.clone()));
-    assert_eq!(out["sub"], "22");
+    assert_eq!(out["sub"], "project-22");
     // Objects are not copied into tags.
     assert_eq!(
         out[TAGS_CLAIM]["principal_tags"],
@@ -428,11 +428,13 @@ fn tags_default_override_skip_and_sanitize() {
             "transitive_tag_keys": ["repo"],
         })
     );
-    // A claim value AWS would refuse even after sanitizing is refused here, naming the tag.
+    // Issue 14: a claim value with AWS's reserved prefix is sanitized like any other.
     let config = json!({"rules": [{"name": "r", "when": {}, "tags": ["weird"]}]});
-    let reason = denied_with("invalid_session_tags", run(claims, config));
-    assert!(reason.contains("session tags are invalid"), "{reason}");
-    assert!(reason.contains("weird"), "{reason}");
+    let out = allowed(run(claims, config));
+    assert_eq!(
+        out[TAGS_CLAIM]["principal_tags"]["weird"],
+        json!(["aws_evil"])
+    );
 }
 
 #[test]
@@ -446,12 +448,12 @@ fn no_tags_no_tags_claim() {
 fn sub_sources() {
     let with_sub = |sub: Value| json!({"rules": [{"name": "r", "when": {}, "sub": sub}]});
     assert_eq!(
-        allowed(run(gitlab(), with_sub(json!("project_id"))))["sub"],
-        "22"
+        allowed(run(gitlab(), with_sub(json!("namespace_path"))))["sub"],
+        "my-group"
     );
     assert_eq!(
-        allowed(run(gitlab(), with_sub(json!({"claim": "runner_id"}))))["sub"],
-        "1"
+        allowed(run(gitlab(), with_sub(json!({"claim": "user_login"}))))["sub"],
+        "sample-user"
     );
     assert_eq!(
         allowed(run(gitlab(), with_sub(json!({"value": "fixed-subject"}))))["sub"],
@@ -474,6 +476,12 @@ fn sub_sources() {
     );
     let reason = denied_with("invalid_sub", run(gitlab(), with_sub(json!({"value": ""}))));
     assert!(reason.contains("0 characters"), "{reason}");
+    // Issue 14: AWS STS takes a sub of 6 to 255 characters.
+    let reason = denied_with("invalid_sub", run(gitlab(), with_sub(json!("project_id"))));
+    assert!(
+        reason.contains("has 2 characters: AWS accepts 6 to 255"),
+        "{reason}"
+    );
     let mut claims = gitlab();
     claims["long"] = json!("x".repeat(256));
     let reason = denied(run(claims, with_sub(json!("long"))));

@@ -77,6 +77,11 @@ pub const CONTRACT: &str = "claimex:mapper/mapper@0.2.0";
 /// Longest deny code, in characters.
 pub const MAX_CODE_CHARS: usize = 64;
 
+/// Fewest characters of an outbound `sub` (AWS STS: `SubjectFromWebIdentityToken`).
+pub const MIN_SUB_CHARS: usize = 6;
+/// Most characters of an outbound `sub`.
+pub const MAX_SUB_CHARS: usize = 255;
+
 /// What kind of credential the caller presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SubjectKind {
@@ -222,6 +227,20 @@ impl Input {
         }
     }
 
+    /// The string claim at `path` as an outbound `sub`: like [`Input::require_str`], and a
+    /// [`Deny`] `invalid_sub` when it is not [`MIN_SUB_CHARS`] to [`MAX_SUB_CHARS`]
+    /// characters, which AWS STS would refuse (and so the host does).
+    pub fn require_sub(&self, path: &str) -> Result<&str, Deny> {
+        let sub = self.require_str(path)?;
+        check_sub(sub).map_err(|reason| {
+            Deny::new(
+                codes::INVALID_SUB,
+                format!("the credential's {path} claim {reason}"),
+            )
+        })?;
+        Ok(sub)
+    }
+
     /// The claim at `path` as text (see [`Input::text_claim`]), or a [`Deny`]
     /// `missing_claim` (absent or null) or `invalid_claim` (an object or a list).
     pub fn require_text(&self, path: &str) -> Result<String, Deny> {
@@ -233,6 +252,20 @@ impl Input {
                 "a string, number or boolean",
             )),
         }
+    }
+}
+
+/// Checks an outbound `sub` against AWS STS's rule: [`MIN_SUB_CHARS`] to [`MAX_SUB_CHARS`]
+/// characters. The error completes a sentence about the sub: `has 300 characters: AWS
+/// accepts 6 to 255`.
+pub fn check_sub(sub: &str) -> Result<(), String> {
+    let chars = sub.chars().count();
+    if (MIN_SUB_CHARS..=MAX_SUB_CHARS).contains(&chars) {
+        Ok(())
+    } else {
+        Err(format!(
+            "has {chars} characters: AWS accepts {MIN_SUB_CHARS} to {MAX_SUB_CHARS} in a sub"
+        ))
     }
 }
 
@@ -257,6 +290,9 @@ pub mod codes {
     pub const INVALID_CLAIM: &str = "invalid_claim";
     /// The session tags the mapper built break AWS's rules ([`crate::Outbound::validate`]).
     pub const INVALID_SESSION_TAGS: &str = "invalid_session_tags";
+    /// The outbound `sub` would not be [`crate::MIN_SUB_CHARS`] to [`crate::MAX_SUB_CHARS`]
+    /// characters ([`crate::Input::require_sub`]).
+    pub const INVALID_SUB: &str = "invalid_sub";
 }
 
 /// Describes what a configuration list allows, for a deny reason: `mapper_config.KEY allows

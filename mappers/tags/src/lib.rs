@@ -213,13 +213,21 @@ pub fn check_value(key: &str, value: &str) -> Result<(), TagError> {
     Ok(())
 }
 
-/// Makes free text (a workflow name, say) usable as a tag value: every character AWS does
-/// not allow becomes `_`, and the result is cut to [`MAX_VALUE_CHARS`] characters.
+/// Makes free text (a workflow name, say) usable as a tag value, so that [`check_value`]
+/// accepts it whatever it was: every character AWS does not allow becomes `_`, the result
+/// is cut to [`MAX_VALUE_CHARS`] characters, and a leading `aws:` (AWS's reserved prefix, in
+/// any case) becomes `aws_` with its case kept (`AWS: Deploy` gives `AWS_ Deploy`).
 pub fn sanitize_value(text: &str) -> String {
-    text.chars()
+    let mut out: String = text
+        .chars()
         .take(MAX_VALUE_CHARS)
         .map(|c| if is_allowed_char(c) { c } else { '_' })
-        .collect()
+        .collect();
+    if has_aws_prefix(&out) {
+        // The prefix is ASCII: byte 3 is the colon.
+        out.replace_range(3..4, "_");
+    }
+    out
 }
 
 /// Checks a whole `https://aws.amazon.com/tags` claim and returns its keys.
@@ -411,5 +419,25 @@ mod tests {
         assert_eq!(sanitize_value("CI (main) #1"), "CI _main_ _1");
         assert_eq!(sanitize_value(&"x".repeat(300)).chars().count(), 256);
         assert!(check_value("k", &sanitize_value("a\tb!c?")).is_ok());
+    }
+
+    /// Issue 14: free text starting with `aws:` (workflow names are free text) made a tag
+    /// value AWS refuses.
+    #[test]
+    fn sanitized_values_never_start_with_the_reserved_prefix() {
+        for text in [
+            "aws: deploy",
+            "AWS: Deploy to prod",
+            "aWs:x",
+            "aws:",
+            "AWS:",
+        ] {
+            let clean = sanitize_value(text);
+            assert_eq!(check_value("k", &clean), Ok(()), "{text:?} -> {clean:?}");
+            assert_eq!(clean.chars().count(), text.chars().count(), "{text:?}");
+        }
+        assert_eq!(sanitize_value("AWS: Deploy to prod"), "AWS_ Deploy to prod");
+        assert_eq!(sanitize_value("aws-deploy"), "aws-deploy");
+        assert_eq!(sanitize_value("deploy aws:"), "deploy aws:");
     }
 }

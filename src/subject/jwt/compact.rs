@@ -109,23 +109,78 @@ fn is_compact_charset(bytes: &[u8]) -> bool {
     })
 }
 
-/// Says why a header did not decode: an unsupported `alg` (such as `none`) is a token that
-/// fails verification; anything else is not a JWT at all.
+/// The JOSE header members jsonwebtoken reads as strings.
+const STRING_MEMBERS: [&str; 7] = ["typ", "cty", "kid", "jku", "x5u", "x5t", "x5t#S256"];
+
+/// Says why a header did not decode, naming what is wrong: a member given twice, a member of
+/// the wrong type, no `alg`, or an `alg` claimex never accepts (such as `none`: a token that
+/// fails verification). Nothing of the header's values is quoted but a short `alg`.
 fn describe_bad_header(encoded_header: &str) -> ExchangeError {
-    let alg = URL_SAFE_NO_PAD
-        .decode(encoded_header)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .and_then(|header| header.get("alg").and_then(Value::as_str).map(str::to_owned));
-    match alg {
-        Some(alg) => ExchangeError::coded(
+    let not_object = || not_a_jwt("the token header is not a JSON object with an alg");
+    let Some(bytes) = URL_SAFE_NO_PAD.decode(encoded_header).ok() else {
+        return not_object();
+    };
+    let members = match serde_json::from_slice::<HeaderMembers>(&bytes) {
+        Ok(HeaderMembers(members)) => members,
+        Err(_) => return not_object(),
+    };
+    let mut seen: Vec<&str> = Vec::with_capacity(members.len());
+    for (name, _) in &members {
+        if seen.contains(&name.as_str()) {
+            return not_a_jwt(format!(
+                "the token header has the member {:?} twice",
+                name.chars().take(32).collect::<String>()
+            ));
+        }
+        seen.push(name);
+    }
+    let get = |name: &str| members.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let alg = match get("alg") {
+        None => return not_a_jwt("the token header has no alg"),
+        Some(Value::String(alg)) => alg,
+        Some(_) => return not_a_jwt("the token header's alg is not a string"),
+    };
+    if alg.parse::<jsonwebtoken::Algorithm>().is_err() {
+        return ExchangeError::coded(
             ReasonCode::AlgorithmNotAllowed,
             format!(
                 "the token's algorithm {:?} is never accepted",
                 alg.chars().take(16).collect::<String>()
             ),
-        ),
-        None => not_a_jwt("the token header is not a JSON object with an alg"),
+        );
+    }
+    if let Some(name) = STRING_MEMBERS
+        .iter()
+        .find(|name| get(name).is_some_and(|v| !v.is_string()))
+    {
+        return not_a_jwt(format!("the token header's {name} is not a string"));
+    }
+    not_a_jwt("the token header is not a valid JOSE header")
+}
+
+/// A JSON object's members in order, duplicates kept.
+struct HeaderMembers(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for HeaderMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<HeaderMembers, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = HeaderMembers;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<HeaderMembers, A::Error> {
+                let mut members = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    members.push(entry);
+                }
+                Ok(HeaderMembers(members))
+            }
+        }
+        d.deserialize_map(Members)
     }
 }
 

@@ -5,7 +5,9 @@
 //! registered URL exactly, follows `jwks_uri`, and caches the parsed keys in a `moka` cache
 //! for as long as the JWKS response's `Cache-Control: max-age` says, clamped to configured
 //! bounds. A token naming an unknown `kid` triggers at most one refetch per issuer per
-//! refetch interval. When the issuer cannot be reached, the last keys keep being served.
+//! refetch interval. When the issuer cannot be reached, the last keys keep being served; a
+//! token naming a key they lack is then refused as unavailable (503), not as unverified, with
+//! the time until the next fetch may be tried as its `Retry-After`.
 //! Responses are size-capped, redirects are not followed, and only registered issuer URLs
 //! (never anything taken from a token) are fetched.
 
@@ -106,6 +108,9 @@ struct Entry {
     fresh_until: Instant,
     /// When the last fetch was tried (success or failure), to pace refetches.
     attempted: Instant,
+    /// Whether that fetch failed: a `kid` the cached keys lack may then be the issuer's new
+    /// key, which cannot be had now (503), rather than a key the issuer does not have (401).
+    failed: bool,
 }
 
 /// Keys of every registered issuer, fetched over HTTP and cached.
@@ -115,10 +120,10 @@ pub struct HttpIssuerKeys {
     allow_http_loopback: bool,
     entries: Cache<String, Arc<Entry>>,
     locks: Cache<String, Arc<tokio::sync::Mutex<()>>>,
-    /// Issuers whose keys could not be fetched and are not cached either, until the refetch
-    /// interval passes: a stream of tokens for a down issuer does not become a stream of
-    /// fetches.
-    failed: Cache<String, ()>,
+    /// Issuers whose keys could not be fetched and are not cached either, with when that was,
+    /// until the refetch interval passes: a stream of tokens for a down issuer does not become
+    /// a stream of fetches.
+    failed: Cache<String, Instant>,
     /// Where fetches are reported.
     recorder: Arc<dyn Recorder>,
 }
@@ -246,11 +251,27 @@ impl HttpIssuerKeys {
     }
 }
 
-fn unavailable(issuer: &OidcPolicy) -> KeysError {
-    KeysError::Unavailable(format!(
-        "the keys of issuer {:?} cannot be fetched right now; try again shortly",
-        issuer.id
-    ))
+/// The refusal for an issuer whose keys cannot be had until `next_fetch`.
+fn unavailable(issuer: &OidcPolicy, next_fetch: Instant) -> KeysError {
+    KeysError::Unavailable {
+        reason: format!(
+            "the keys of issuer {:?} cannot be fetched right now; try again shortly",
+            issuer.id
+        ),
+        retry_after: next_fetch.saturating_duration_since(Instant::now()),
+    }
+}
+
+/// The refusal for a token naming a key the cached keys lack while the issuer is down.
+fn kid_unavailable(issuer: &OidcPolicy, next_fetch: Instant) -> KeysError {
+    KeysError::Unavailable {
+        reason: format!(
+            "the token's kid is not among the cached keys of issuer {:?}, and its keys cannot \
+             be fetched right now; try again shortly",
+            issuer.id
+        ),
+        retry_after: next_fetch.saturating_duration_since(Instant::now()),
+    }
 }
 
 fn without_url(e: &reqwest::Error) -> String {
@@ -280,15 +301,24 @@ impl IssuerKeys for HttpIssuerKeys {
             None => now < entry.fresh_until || now < entry.attempted + pace,
             Some(kid) => entry.keys.has_kid(kid) || now < entry.attempted + pace,
         };
+        // A kid the cached keys lack, while the last fetch failed and the next is not due.
+        let kid_paced = |entry: &Entry, now: Instant| {
+            unknown_kid.is_some_and(|kid| !entry.keys.has_kid(kid))
+                && entry.failed
+                && now < entry.attempted + pace
+        };
         if let Some(entry) = self.entries.get(&issuer.url).await
             && usable(&entry, now)
         {
+            if kid_paced(&entry, now) {
+                return Err(kid_unavailable(issuer, entry.attempted + pace));
+            }
             return Ok(entry.keys.clone());
         }
         if self.entries.get(&issuer.url).await.is_none()
-            && self.failed.get(&issuer.url).await.is_some()
+            && let Some(failed_at) = self.failed.get(&issuer.url).await
         {
-            return Err(unavailable(issuer));
+            return Err(unavailable(issuer, failed_at + pace));
         }
         let lock = self
             .locks
@@ -302,6 +332,9 @@ impl IssuerKeys for HttpIssuerKeys {
         if let Some(entry) = &cached
             && usable(entry, Instant::now())
         {
+            if kid_paced(entry, Instant::now()) {
+                return Err(kid_unavailable(issuer, entry.attempted + pace));
+            }
             return Ok(entry.keys.clone());
         }
         let started = Instant::now();
@@ -321,6 +354,7 @@ impl IssuerKeys for HttpIssuerKeys {
                             fetched: now,
                             fresh_until: now + ttl,
                             attempted: now,
+                            failed: false,
                         }),
                     )
                     .await;
@@ -330,6 +364,7 @@ impl IssuerKeys for HttpIssuerKeys {
                 Some(entry) => {
                     tracing::warn!(issuer_id = %issuer.id, %reason, age_secs = entry.fetched.elapsed().as_secs(), "issuer keys could not be refreshed; serving the cached keys");
                     let keys = entry.keys.clone();
+                    let attempted = Instant::now();
                     self.entries
                         .insert(
                             issuer.url.clone(),
@@ -337,16 +372,23 @@ impl IssuerKeys for HttpIssuerKeys {
                                 keys: keys.clone(),
                                 fetched: entry.fetched,
                                 fresh_until: entry.fresh_until,
-                                attempted: Instant::now(),
+                                attempted,
+                                failed: true,
                             }),
                         )
                         .await;
-                    Ok(keys)
+                    match unknown_kid {
+                        Some(kid) if !keys.has_kid(kid) => {
+                            Err(kid_unavailable(issuer, attempted + pace))
+                        }
+                        _ => Ok(keys),
+                    }
                 }
                 None => {
                     tracing::warn!(issuer_id = %issuer.id, %reason, "issuer keys could not be fetched");
-                    self.failed.insert(issuer.url.clone(), ()).await;
-                    Err(unavailable(issuer))
+                    let failed_at = Instant::now();
+                    self.failed.insert(issuer.url.clone(), failed_at).await;
+                    Err(unavailable(issuer, failed_at + pace))
                 }
             },
         }

@@ -63,6 +63,16 @@ impl VerifyingKey {
         };
         // jsonwebtoken decodes the JWK's members; aws-lc-rs parses and checks the key.
         let decoded = DecodingKey::from_jwk(jwk).map_err(|e| KeyError::Rejected(e.to_string()))?;
+        // aws-lc-rs checks an RSA key's size when it verifies, not when it parses: refuse a
+        // small one here, so it never enters the key set.
+        if let DecodingKeyKind::RsaModulusExponent { n, .. } = decoded.kind() {
+            let bits = rsa_bits(n);
+            if bits < 2048 {
+                return Err(KeyError::Rejected(format!(
+                    "an RSA key of {bits} bits: at least 2048 are needed"
+                )));
+            }
+        }
         let mut by_alg = Vec::with_capacity(candidates.len());
         for &alg in candidates {
             if restricted_to.is_some_and(|r| r != alg) {
@@ -98,6 +108,15 @@ impl VerifyingKey {
             .find(|(a, _)| *a == alg)
             .is_some_and(|(_, key)| key.verify_sig(message, signature).is_ok())
     }
+}
+
+/// The size of an RSA modulus given big-endian, in bits.
+fn rsa_bits(n: &[u8]) -> usize {
+    let n = match n.iter().position(|&b| b != 0) {
+        Some(first) => &n[first..],
+        None => return 0,
+    };
+    n.len() * 8 - n[0].leading_zeros() as usize
 }
 
 /// aws-lc-rs's parameters for an RSA algorithm (keys of 2048 to 8192 bits).

@@ -40,9 +40,16 @@ fn unverified(code: ReasonCode, description: impl Into<String>) -> ExchangeError
 /// Why an issuer's keys could not be had.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum KeysError {
-    /// The issuer cannot be reached and no keys are cached.
-    #[error("{0}")]
-    Unavailable(String),
+    /// The issuer cannot be reached, and either no keys are cached or the token names a key
+    /// the cached ones lack: the token may be fine, it cannot be checked now.
+    #[error("{reason}")]
+    Unavailable {
+        /// What the caller is told.
+        reason: String,
+        /// How long until the next fetch may be tried (fetches are paced), so until a retry
+        /// can succeed.
+        retry_after: std::time::Duration,
+    },
 }
 
 /// Where the verifier gets an issuer's keys.
@@ -120,12 +127,15 @@ impl JwtVerifier {
         issuer: &OidcPolicy,
         unknown_kid: Option<&str>,
     ) -> Result<Arc<KeySet>, ExchangeError> {
-        self.keys
-            .keys(issuer, unknown_kid)
-            .await
-            .map_err(|KeysError::Unavailable(e)| {
-                ExchangeError::coded(ReasonCode::IssuerKeysUnavailable, e)
-            })
+        self.keys.keys(issuer, unknown_kid).await.map_err(
+            |KeysError::Unavailable {
+                 reason,
+                 retry_after,
+             }| {
+                ExchangeError::coded(ReasonCode::IssuerKeysUnavailable, reason)
+                    .retry_after(retry_after)
+            },
+        )
     }
 }
 
@@ -231,6 +241,35 @@ mod tests {
         assert_eq!(seen.iss().as_deref(), Some("https://issuer"));
     }
 
+    /// Issue 14: a header with a non-string `kid` or `typ`, or a member given twice, was
+    /// answered "algorithm "RS256" is never accepted".
+    #[test]
+    fn inspect_says_what_is_wrong_with_a_header() {
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"iss":"x"}"#);
+        for (header, needle) in [
+            (r#"{"alg":"RS256","kid":5}"#, "kid"),
+            (r#"{"alg":"RS256","typ":["JWT"]}"#, "typ"),
+            (r#"{"alg":"RS256","kid":"a","kid":"b"}"#, "\"kid\" twice"),
+            (r#"{"alg":"RS256","alg":"none"}"#, "\"alg\" twice"),
+            (r#"{"alg":5}"#, "alg"),
+            (r#"{"kid":"a"}"#, "no alg"),
+            (r#"[1]"#, "JSON object"),
+        ] {
+            let token = format!("{}.{payload}.c2ln", URL_SAFE_NO_PAD.encode(header));
+            let err = inspect(&token, &VerifyPolicy::default()).unwrap_err();
+            assert!(
+                !err.description.contains("never accepted"),
+                "{header}: {}",
+                err.description
+            );
+            assert!(
+                err.description.contains(needle),
+                "{header}: {}",
+                err.description
+            );
+        }
+    }
+
     #[test]
     fn inspect_refuses_alg_none() {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
@@ -248,7 +287,10 @@ mod tests {
     fn jwks_skips_symmetric_and_unusable_keys() {
         let jwks = br#"{"keys": [
             {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
-            {"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"},
+            {"kty": "RSA", "kid": "small", "n": "AQAB", "e": "AQAB"},
+            {"kty": "EC", "kid": "enc", "use": "enc", "crv": "P-256",
+             "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+             "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
             {"kty": "weird", "kid": "w"},
             {"kty": "EC", "kid": "ec", "crv": "P-256", "alg": "ES256",
              "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
@@ -257,6 +299,15 @@ mod tests {
         let set = KeySet::from_jwks(jwks).unwrap();
         assert_eq!(set.len(), 1);
         assert!(!set.has_kid("hmac"));
+        assert!(!set.has_kid("small"));
+        // A usable key, skipped only because it is for encryption (issue 14: the test's
+        // encryption key used to be refused for its size first, so the `use` filter was
+        // never tested).
+        assert!(!set.has_kid("enc"));
+        assert!(matches!(
+            set.find(Some("enc"), Algorithm::ES256),
+            KeyMatch::UnknownKid
+        ));
         assert!(matches!(
             set.find(Some("ec"), Algorithm::ES256),
             KeyMatch::Found(_)

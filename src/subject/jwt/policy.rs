@@ -110,7 +110,7 @@ pub fn check_issuer_url(raw: &str, allow_http_loopback: bool) -> Result<(), Stri
         "http" if allow_http_loopback && is_loopback(&host) => Ok(()),
         "http" => Err(format!(
             "issuer {raw:?} uses http: issuers must use https (plain http is accepted only for \
-             loopback hosts with `jwks.allow_http_loopback = true`)"
+             loopback hosts with the top-level `allow_http_loopback = true`)"
         )),
         other => Err(format!("issuer {raw:?} has scheme {other:?}: use https")),
     }
@@ -157,5 +157,23 @@ impl VerifyPolicy {
             1024 * 1024,
         )?;
         range("max_token_age_secs", self.max_token_age_secs, 60, 86_400)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 14: the refusal named `jwks.allow_http_loopback`, a key that does not exist.
+    #[test]
+    fn the_http_refusal_names_the_real_key() {
+        let reason = check_issuer_url("http://ci.example", true).unwrap_err();
+        assert!(
+            reason.contains("top-level `allow_http_loopback = true`"),
+            "{reason}"
+        );
+        assert!(!reason.contains("jwks."), "{reason}");
+        assert!(check_issuer_url("http://127.0.0.1:9000", true).is_ok());
+        assert!(check_issuer_url("http://127.0.0.1:9000", false).is_err());
     }
 }

@@ -173,7 +173,10 @@ impl Claimex {
             std::fs::write(dir.join("issuers.toml"), issuers)?;
         }
         let config = dir.join("claimex.toml");
-        let text = toml::to_string(&table).map_err(std::io::Error::other)?;
+        // `{url}` in the settings stands for claimex's own `http://127.0.0.1:PORT`.
+        let text = toml::to_string(&table)
+            .map_err(std::io::Error::other)?
+            .replace("{url}", &format!("http://{addr}"));
         std::fs::write(&config, text)?;
         Ok((dir, scratch_dir, config))
     }
