@@ -441,8 +441,17 @@ async fn kms_outage_answers_503_and_recovers() {
             assert!(!answer.body.contains("eyJ"), "a token leaked: {answer:?}");
             assert!(took < limit, "{link:?}: the 503 took {took:?}");
             assert!(server.running(), "claimex died during the KMS outage");
+            // Still ready (other requests may succeed), but degraded, with no error text.
             let health = server.fetch("/healthz").await;
             assert_eq!(health.status, 200, "{health:?}");
+            let shown = health.json();
+            assert_eq!(shown["status"], "degraded", "{shown}");
+            assert_eq!(shown["signer"]["failing"], true, "{shown}");
+            assert!(shown["signer"]["last_error_unix"].is_u64(), "{shown}");
+            assert!(
+                !health.body.contains("KMS"),
+                "an error text is shown: {shown}"
+            );
 
             proxy.set(Link::Up);
             let started = Instant::now();
@@ -453,6 +462,9 @@ async fn kms_outage_answers_503_and_recovers() {
             .await;
             eprintln!("recovered from {link:?} in {:?}", started.elapsed());
             verify(&token, &server.jwks().await, &server.url, STS).unwrap();
+            let shown = server.fetch("/healthz").await.json();
+            assert_eq!(shown["status"], "ok", "{shown}");
+            assert_eq!(shown["signer"]["failing"], false, "{shown}");
         }
         assert!(server.log().contains("KMS Sign failed"));
         let token = server.exchange_ok(&token_for(&issuer, AUD), None).await;

@@ -33,6 +33,7 @@ fn github_setup_with(extra: &str) -> (TestIssuer, InProcess) {
             GITHUB_CONFIG,
         ))
         .settings(extra)
+        .metrics()
         .start();
     (issuer, claimex)
 }
@@ -103,8 +104,27 @@ async fn a_stalled_body_is_timed_out_and_its_connection_closed() {
     .unwrap();
     assert!(closed, "the stalled connection is still open: {answer:?}");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.contains("request_timeout") || answer.contains("invalid_request"));
+    assert!(answer.contains("request_timeout"), "{answer}");
     assert!(answer.contains("\"error\""), "{answer}");
+    assert_eq!(refusals_counted(&claimex, "request_timeout").await, 1.0);
+}
+
+/// The `claimex_exchanges_total` samples with `reason`, summed, from `/metrics`.
+async fn refusals_counted(claimex: &InProcess, reason: &str) -> f64 {
+    let url = claimex.metrics_url.as_ref().expect("metrics are on");
+    let text = http()
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let label = format!("reason=\"{reason}\"");
+    text.lines()
+        .filter(|l| l.starts_with("claimex_exchanges_total{") && l.contains(&label))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
 }
 
 #[tokio::test]
@@ -122,6 +142,7 @@ async fn an_absurd_content_length_is_refused_before_reading() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(closed, "the connection is still open: {answer:?}");
     assert!(answer.contains("16384 bytes"), "{answer}");
+    assert_eq!(refusals_counted(&claimex, "token_too_large").await, 1.0);
 }
 
 // ---------------------------------------------------------------------------------------

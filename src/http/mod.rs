@@ -79,8 +79,9 @@ impl HttpSettings {
     }
 }
 
-/// What the HTTP layer counts about clients that misbehave; the hook for the metrics
-/// listener (exported there as counters once metrics exist), and read by tests.
+/// What the HTTP layer counts about clients that misbehave, for the log and tests. On the
+/// metrics listener the same refusals are counted in `claimex_exchanges_total` by reason
+/// (`request_timeout`, `token_too_large`).
 #[derive(Debug, Default)]
 pub struct HttpCounters {
     /// Request bodies that did not arrive within `http.body_timeout_secs`.
