@@ -97,7 +97,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         Some(m) => m.clone(),
         None => Arc::new(NoRecorder),
     };
-    let runtime = MapperRuntime::new(config.mapper.limits(), config.mapper.cache_dir.clone())?;
+    let runtime = MapperRuntime::with_cache(config.mapper.limits(), config.mapper.cache())?;
     let loader: Arc<dyn MapperLoader> = match &metrics {
         Some(_) => Arc::new(TimedLoader::new(runtime.clone(), recorder.clone())),
         None => runtime.clone(),

@@ -138,7 +138,7 @@ pub fn run(bench: &mut Bench, out: &mut Report) {
     );
     for alg in [SigningAlg::Es256, SigningAlg::Rs256] {
         for (mode, name) in [
-            (Cache::None, "no cache_dir (default)"),
+            (Cache::None, "no cache (mapper.cache = false)"),
             (Cache::Miss, "cache miss (empty cache_dir)"),
             (Cache::Hit, "cache hit"),
         ] {

@@ -134,7 +134,7 @@ impl Bench {
     }
 
     /// A claimex in a fresh run directory: `signer`, the compiled-mapper cache `cache_dir`
-    /// (none: compile at start), one worker, pinned to the server CPUs, the environment `env`.
+    /// (none: `mapper.cache = false`, compile at start), one worker, pinned to the server CPUs, the environment `env`.
     fn claimex(
         &mut self,
         signer: &Signer,

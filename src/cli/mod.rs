@@ -164,6 +164,24 @@ enum MapperCommand {
         /// The mapper component (.wasm).
         mapper: PathBuf,
     },
+    /// Compile a mapper ahead of time for the server's engine: a server whose
+    /// mapper.cache_dir holds the artifact loads it without compiling (a cold start).
+    Compile {
+        /// The mapper component (.wasm).
+        mapper: PathBuf,
+        /// Where to write the artifact: a directory (it is named <sha256>.cwasm there, the
+        /// name the server looks for in mapper.cache_dir) or a file path.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        /// The server's configuration, for its [mapper] limits (the artifact must be built
+        /// with the same engine settings; default: the default settings).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Compile for the baseline CPU of this architecture instead of this machine's CPU
+        /// features (an artifact built here and run on another host, such as a Lambda package).
+        #[arg(long)]
+        portable: bool,
+    },
     /// Run a mapper on a claim set exactly as the server would, and print what would be signed.
     Test {
         /// The mapper component (.wasm).
@@ -302,6 +320,24 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Mapper {
             command: MapperCommand::Check { mapper },
         } => mapper::check(&mapper),
+        Command::Mapper {
+            command:
+                MapperCommand::Compile {
+                    mapper,
+                    output,
+                    config,
+                    portable,
+                },
+        } => {
+            let written = mapper::compile(&mapper::CompileInput {
+                mapper: &mapper,
+                output: &output,
+                config: config.as_deref(),
+                portable,
+            })?;
+            print!("{written}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Mapper {
             command:
                 MapperCommand::New {
