@@ -98,6 +98,21 @@ pub enum KeysCommand {
         #[arg(long, env = CONFIG_ENV)]
         config: Option<PathBuf>,
     },
+    /// kms-envelope: have KMS generate a signing key pair (GenerateDataKeyPairWithoutPlaintext)
+    /// and store it, private half encrypted, in a new SSM parameter; then stage or promote it.
+    CreateEnvelope {
+        /// The new SSM parameter (e.g. /claimex/keys/2026-12).
+        parameter: String,
+        /// The symmetric KMS key to encrypt under (default: signer.kms_key_id).
+        #[arg(long)]
+        kms_key_id: Option<String>,
+        /// ES256 or RS256 (default: signer.alg).
+        #[arg(long, value_parser = parse_alg)]
+        alg: Option<crate::signer::SigningAlg>,
+        /// The configuration file.
+        #[arg(long, env = CONFIG_ENV)]
+        config: Option<PathBuf>,
+    },
     /// Print the KMS rotation state (signer.kms_keys_parameter): current and published keys.
     Show {
         /// The configuration file.
@@ -131,6 +146,14 @@ pub enum KeysCommand {
         #[arg(long, env = CONFIG_ENV)]
         config: Option<PathBuf>,
     },
+}
+
+fn parse_alg(text: &str) -> Result<crate::signer::SigningAlg, String> {
+    match text.to_ascii_uppercase().as_str() {
+        "ES256" => Ok(crate::signer::SigningAlg::Es256),
+        "RS256" => Ok(crate::signer::SigningAlg::Rs256),
+        _ => Err(format!("{text:?}: ES256 or RS256")),
+    }
 }
 
 #[derive(Subcommand)]
