@@ -22,6 +22,7 @@ use crate::metrics::{NoRecorder, Recorder};
 use crate::registry::file::FileSource;
 use crate::registry::ssm::SsmSource;
 use crate::registry::{IssuerRules, IssuerSource, Registry, RegistryBackend};
+use crate::signer::envelope::EnvelopeKeyStore;
 use crate::signer::kms::KmsKeyStore;
 use crate::signer::local::{self, LocalKeyStore};
 use crate::signer::{KeyStore, SignerBackend};
@@ -97,7 +98,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         Some(m) => m.clone(),
         None => Arc::new(NoRecorder),
     };
-    let runtime = MapperRuntime::new(config.mapper.limits(), config.mapper.cache_dir.clone())?;
+    let runtime = MapperRuntime::with_cache(config.mapper.limits(), config.mapper.cache())?;
     let loader: Arc<dyn MapperLoader> = match &metrics {
         Some(_) => Arc::new(TimedLoader::new(runtime.clone(), recorder.clone())),
         None => runtime.clone(),
@@ -144,6 +145,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         let backend = match config.signer.backend {
             SignerBackend::Local => "local",
             SignerBackend::Kms => "kms",
+            SignerBackend::KmsEnvelope => "kms-envelope",
         };
         signer = Arc::new(TimedKeyStore::new(signer, recorder.clone(), backend));
         oidc = Arc::new(TimedVerifier::new(oidc, recorder.clone()));
@@ -198,7 +200,24 @@ pub async fn key_store(config: &Config) -> anyhow::Result<Arc<dyn KeyStore>> {
     Ok(match config.signer.backend {
         SignerBackend::Local => Arc::new(local_store(config)?),
         SignerBackend::Kms => kms_store(config).await?,
+        SignerBackend::KmsEnvelope => envelope_store(config).await?,
     })
+}
+
+/// The envelope key store for `config`: decrypts the current key named by
+/// `signer.kms_keys_parameter` and re-reads that parameter every `registry.refresh_secs`.
+/// Fails when the key cannot be decrypted: claimex does not start without a signing key.
+async fn envelope_store(config: &Config) -> anyhow::Result<Arc<dyn KeyStore>> {
+    let shared = crate::aws::sdk_config(&config.aws).await;
+    let kms = crate::aws::kms_client_from(&shared, &config.aws);
+    let ssm = crate::aws::ssm_client_from(&shared, &config.aws);
+    let store = Arc::new(EnvelopeKeyStore::load(kms, ssm, &config.signer).await?);
+    tokio::spawn(
+        store
+            .clone()
+            .refresh_forever(Duration::from_secs(config.registry.refresh_secs)),
+    );
+    Ok(store)
 }
 
 /// The KMS key store for `config`: loads the key set (the `signer.kms_keys_parameter` SSM

@@ -203,6 +203,10 @@ impl Config {
                     ConfigError(format!("{shown}{origin}: {}", e.message()))
                 })?;
         config.resolve(&base);
+        if config.mapper.cache_dir.is_none() {
+            config.mapper.default_cache_dir =
+                Some(crate::mapper::wasm::default_cache_dir(env, &base));
+        }
         config.validate()?;
         config.warnings = warnings;
         Ok(config)

@@ -11,7 +11,7 @@
 //! 3. it hands the verified claims to the entry's [`mapper`] (a sandboxed WebAssembly
 //!    component, `mapper/wasm.rs`);
 //! 4. [`mint`] checks the mapper's output and builds the JWS, which a [`signer`] signs
-//!    (`signer/local.rs` or `signer/kms.rs`);
+//!    (`signer/local.rs`, `signer/kms.rs` or `signer/envelope.rs`);
 //! 5. [`http`] answers, and [`audit`] writes one line for the decision.
 //!
 //! The modules, by layer (imports run down only):
@@ -21,7 +21,7 @@
 //! | entry | [`cli`] (serve, demo, keys, mapper), [`app`] (wiring), [`config`] (composes each part's settings) |
 //! | faces | [`http`] (one file per endpoint) |
 //! | core, no I/O | [`exchange`] (the orchestrator), [`metrics`] (the recorder port), [`subject`] (kinds of credential), [`mapper`] (port + contract), [`mint`], [`signer`] (port, JWKs, rotation), [`registry`] (entries, snapshot), [`error`], [`audit`], [`settings`] |
-//! | adapters | `subject/jwt/issuer_keys.rs` (JWKS over HTTP), `mapper/wasm.rs` (wasmtime), `registry/{file,ssm}.rs`, `signer/{local,kms}.rs`, [`system`] (clock, random ids), [`aws`] (SDK clients), [`refresh`] (background reloads), `metrics/{prometheus,timed}.rs` (the Prometheus exporter, timing decorators), `mapper/shadow_runner.rs` (shadow comparisons off the response path) |
+//! | adapters | `subject/jwt/issuer_keys.rs` (JWKS over HTTP), `mapper/wasm.rs` (wasmtime), `registry/{file,ssm}.rs`, `signer/{local,kms,envelope}.rs`, [`system`] (clock, random ids), [`aws`] (SDK clients), [`refresh`] (background reloads), `metrics/{prometheus,timed}.rs` (the Prometheus exporter, timing decorators), `mapper/shadow_runner.rs` (shadow comparisons off the response path) |
 //!
 //! Adding a subject kind is a folder under `subject/`; an endpoint is a file under `http/`.
 

@@ -73,6 +73,13 @@ fn the_template_sets_only_real_keys_and_a_consistent_adapter() {
     );
     assert_eq!(env["CLAIMEX_REGISTRY__BACKEND"].as_deref(), Some("ssm"));
     assert_eq!(env["CLAIMEX_SIGNER__BACKEND"].as_deref(), Some("kms"));
+    // The directory package.sh fills with precompiled mappers.
+    assert_eq!(
+        env["CLAIMEX_MAPPER__CACHE_DIR"].as_deref(),
+        Some("/var/task/mapper-cache")
+    );
+    let package = include_str!("../deploy/lambda/package.sh");
+    assert!(package.contains("mapper compile --portable") && package.contains("/mapper-cache/"));
     // Placeholders for the values CloudFormation resolves; the configuration must accept
     // every key (a typo would be an "unknown field" here).
     let vars: Vec<(String, String)> = env
@@ -100,7 +107,7 @@ fn the_template_sets_only_real_keys_and_a_consistent_adapter() {
 fn bootstrap_starts_the_server_the_adapter_can_reach() {
     let env = template_environment();
     let issuer = TestIssuer::start().unwrap();
-    // The zip's layout: /var/task/{bootstrap, claimex, mappers/github.wasm}.
+    // The zip's layout: /var/task/{bootstrap, claimex, mappers/github.wasm, mapper-cache/}.
     let task_root = tempfile::tempdir().unwrap();
     let root = task_root.path();
     std::fs::copy(
@@ -124,6 +131,22 @@ fn bootstrap_starts_the_server_the_adapter_can_reach() {
     )
     .unwrap();
 
+    // The precompiled mappers package.sh puts in the zip.
+    let precompiled = std::process::Command::new(env!("CARGO_BIN_EXE_claimex"))
+        .args(["mapper", "compile", "--portable"])
+        .arg(root.join("mappers/github.wasm"))
+        .arg("-o")
+        .arg(format!("{}/", root.join("mapper-cache").display()))
+        .status()
+        .unwrap();
+    assert!(precompiled.success());
+    let cache_files = || {
+        std::fs::read_dir(root.join("mapper-cache"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(cache_files(), 1);
+
     // The adapter's port, moved to a free one so parallel runs cannot collide.
     let port = free_port();
     let mut command = Command::new("sh");
@@ -144,6 +167,7 @@ fn bootstrap_starts_the_server_the_adapter_can_reach() {
         .env("CLAIMEX_PUBLIC_URL", &public_url)
         .env("CLAIMEX_ALLOW_HTTP_LOOPBACK", "true")
         .env("CLAIMEX_MAPPER__DIR", root.join("mappers"))
+        .env("CLAIMEX_MAPPER__CACHE_DIR", root.join("mapper-cache"))
         // Local stand-ins for the template's SSM registry and KMS key (see tests/aws.rs).
         .env("CLAIMEX_REGISTRY__BACKEND", "file")
         .env("CLAIMEX_REGISTRY__PATH", root.join("issuers.toml"))
@@ -179,4 +203,7 @@ fn bootstrap_starts_the_server_the_adapter_can_reach() {
         );
     });
     assert!(Path::new(&root.join("key.pem")).exists());
+    // The precompiled mapper was used: a refused one would have been compiled and the result
+    // written beside it.
+    assert_eq!(cache_files(), 1);
 }

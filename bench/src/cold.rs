@@ -23,6 +23,9 @@ enum Cache {
     Miss,
     /// A cache directory a previous start populated.
     Hit,
+    /// A cache directory holding only the artifact of `claimex mapper compile --portable`
+    /// (what the Lambda package ships).
+    Precompiled,
 }
 
 struct ColdSample {
@@ -138,14 +141,34 @@ pub fn run(bench: &mut Bench, out: &mut Report) {
     );
     for alg in [SigningAlg::Es256, SigningAlg::Rs256] {
         for (mode, name) in [
-            (Cache::None, "no cache_dir (default)"),
+            (Cache::None, "no cache (mapper.cache = false)"),
             (Cache::Miss, "cache miss (empty cache_dir)"),
             (Cache::Hit, "cache hit"),
+            (Cache::Precompiled, "precompiled (mapper compile)"),
         ] {
-            let hit_dir = bench.dir.path().join(format!("cache-hit-{}", alg.as_str()));
+            let hit_dir = bench.dir.path().join(format!(
+                "cache-{}-{}",
+                if mode == Cache::Hit {
+                    "hit"
+                } else {
+                    "precompiled"
+                },
+                alg.as_str()
+            ));
             if mode == Cache::Hit {
                 // Populate it with one untimed start.
                 cold_sample(bench, alg, Some(&hit_dir));
+            }
+            if mode == Cache::Precompiled {
+                let status = Command::new(&bench.program)
+                    .args(["mapper", "compile", "--portable"])
+                    .arg(claimex_testkit::mappers::dir().join("claimex_mapper_github.wasm"))
+                    .arg("-o")
+                    .arg(format!("{}/", hit_dir.display()))
+                    .stdout(Stdio::null())
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "claimex mapper compile failed");
             }
             let samples: Vec<ColdSample> = (0..runs)
                 .map(|i| {
@@ -156,7 +179,7 @@ pub fn run(bench: &mut Bench, out: &mut Report) {
                     let cache = match mode {
                         Cache::None => None,
                         Cache::Miss => Some(miss.as_path()),
-                        Cache::Hit => Some(hit_dir.as_path()),
+                        Cache::Hit | Cache::Precompiled => Some(hit_dir.as_path()),
                     };
                     cold_sample(bench, alg, cache)
                 })

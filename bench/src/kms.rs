@@ -1,9 +1,13 @@
-//! The KMS signer under the same load, against the AWS emulator: the emulator's speed, not
-//! KMS's, and claimex's own CPU time per exchange with a remote signer.
+//! The KMS signers under the same load, against the AWS emulator: the per-token `kms` signer
+//! (the emulator's speed, not KMS's, and claimex's own CPU time per exchange with a remote
+//! signer), the `kms-envelope` signer (one Decrypt at start, local signing), and the local
+//! signer in the same conditions as the baseline.
 
 use std::fmt::Write as _;
 
 use aws_sdk_kms::types::KeySpec;
+use aws_sdk_ssm::types::ParameterType;
+use claimex::signer::SigningAlg;
 use claimex_testkit::moto::{self, Moto};
 
 use crate::load::load_sample;
@@ -68,6 +72,61 @@ pub fn run(bench: &mut Bench, out: &mut Report) {
             100.0 * s.peer_cpu,
             100.0 * s.wrk_cpu,
         );
+    }
+    // The envelope signer and the local one, in the same run and conditions.
+    let ssm = moto::ssm(&moto.url());
+    let master = bench.rt.block_on(async {
+        kms.create_key()
+            .description("claimex bench envelope key")
+            .send()
+            .await
+            .expect("KMS CreateKey")
+            .key_metadata()
+            .and_then(|m| m.arn())
+            .expect("a key ARN")
+            .to_owned()
+    });
+    for alg in [SigningAlg::Es256, SigningAlg::Rs256] {
+        let key = format!("/bench/envelope/{}", alg.as_str());
+        let parameter = format!("/bench/keys/{}", alg.as_str());
+        bench.rt.block_on(async {
+            claimex::signer::envelope::create(&kms, &ssm, &key, &master, alg)
+                .await
+                .expect("claimex keys create-envelope");
+            moto::put_parameter(
+                &ssm,
+                &parameter,
+                &serde_json::json!({ "current": key }).to_string(),
+                ParameterType::String,
+            )
+            .await;
+        });
+        for (label, signer) in [
+            (
+                format!("{} kms-envelope", alg.as_str()),
+                Signer::Envelope {
+                    parameter: parameter.clone(),
+                    endpoint: moto.url(),
+                },
+            ),
+            (format!("{} local", alg.as_str()), Signer::Local(alg)),
+        ] {
+            let s = load_sample(bench, &signer, &[], secs, connections, moto_pid);
+            let _ = writeln!(
+                out,
+                "  {:<24} {:>8.0} {:>7.2} {:>7.2} {:>8.2} {:>6} {:>13.1} {:>11.0}% {:>8.0}% {:>7.0}%",
+                label,
+                s.rate,
+                s.p50_ms,
+                s.p99_ms,
+                s.p999_ms,
+                s.errors,
+                s.cpu_us_per_exchange,
+                100.0 * s.claimex_cpu,
+                100.0 * s.peer_cpu,
+                100.0 * s.wrk_cpu,
+            );
+        }
     }
     let _ = writeln!(
         out,

@@ -116,6 +116,9 @@ pub enum Signer {
     Local(SigningAlg),
     /// A KMS key in the emulator at `endpoint`.
     Kms { arn: String, endpoint: String },
+    /// Envelope keys (`kms-envelope`) named by the rotation parameter `parameter` in the
+    /// emulator at `endpoint`.
+    Envelope { parameter: String, endpoint: String },
 }
 
 impl Bench {
@@ -134,7 +137,7 @@ impl Bench {
     }
 
     /// A claimex in a fresh run directory: `signer`, the compiled-mapper cache `cache_dir`
-    /// (none: compile at start), one worker, pinned to the server CPUs, the environment `env`.
+    /// (none: `mapper.cache = false`, compile at start), one worker, pinned to the server CPUs, the environment `env`.
     fn claimex(
         &mut self,
         signer: &Signer,
@@ -150,6 +153,14 @@ impl Bench {
             ),
             Signer::Kms { arn, endpoint } => format!(
                 "[signer]\nbackend = \"kms\"\nkms_key_id = {arn:?}\n\
+                 [aws]\nregion = {:?}\nendpoint_url = {endpoint:?}\n",
+                claimex_testkit::moto::REGION
+            ),
+            Signer::Envelope {
+                parameter,
+                endpoint,
+            } => format!(
+                "[signer]\nbackend = \"kms-envelope\"\nkms_keys_parameter = {parameter:?}\n\
                  [aws]\nregion = {:?}\nendpoint_url = {endpoint:?}\n",
                 claimex_testkit::moto::REGION
             ),

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Builds claimex and the stock mappers for AWS Lambda (provided.al2023) and zips them with the
 # bootstrap script: target/lambda/claimex-<arch>.zip, laid out as
-#   bootstrap   claimex   mappers/{github,gitlab,rules}.wasm
+#   bootstrap   claimex   mappers/{github,gitlab,rules}.wasm   mapper-cache/<sha256>.cwasm
+#
+# mapper-cache/ holds the mappers precompiled for the function's engine (`claimex mapper compile
+# --portable`: the baseline CPU of the architecture, the default [mapper] settings, which the
+# template keeps): the template points mapper.cache_dir at it, so a cold start does not compile.
+# The precompilation runs the packaged binary, so it needs a build host of the same
+# architecture as ARCH; elsewhere the directory stays empty and the function compiles at start.
 #
 #   ARCH=arm64|x86_64 (default arm64)   MAPPERS="github gitlab rules"   GLIBC=2.34
 #
@@ -40,6 +46,20 @@ mkdir "$stage/mappers"
 for m in $MAPPERS; do
   install -m 0644 "target/wasm32-wasip2/mapper/claimex_mapper_$m.wasm" "$stage/mappers/$m.wasm"
 done
+
+mkdir "$stage/mapper-cache"
+case "$(uname -m)" in
+  aarch64|arm64) host=arm64 ;;
+  x86_64|amd64) host=x86_64 ;;
+  *) host=unknown ;;
+esac
+if [ "$host" = "$ARCH" ]; then
+  for m in $MAPPERS; do
+    "$stage/claimex" mapper compile --portable "$stage/mappers/$m.wasm" -o "$stage/mapper-cache/"
+  done
+else
+  echo "warning: this host is $(uname -m), the function $ARCH: mappers not precompiled (the function compiles them at each cold start)" >&2
+fi
 
 mkdir -p target/lambda
 out="$root/target/lambda/claimex-$ARCH.zip"

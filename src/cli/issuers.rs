@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config::Config;
-use crate::mapper::wasm::{Limits, MapperRuntime};
+use crate::mapper::wasm::{CacheDir, Limits, MapperRuntime};
 use crate::registry::file::FileSource;
 use crate::registry::{IssuerRules, IssuerSource, load_entry};
 
@@ -51,7 +51,7 @@ pub async fn check(input: &CheckInput<'_>) -> anyhow::Result<CheckOutcome> {
                     source,
                     crate::app::issuer_rules(&config),
                     config.mapper.limits(),
-                    config.mapper.cache_dir.clone(),
+                    config.mapper.cache(),
                 )
             }
             None => {
@@ -70,14 +70,14 @@ pub async fn check(input: &CheckInput<'_>) -> anyhow::Result<CheckOutcome> {
                     Box::new(FileSource::new(file.to_owned())) as Box<dyn IssuerSource>,
                     rules,
                     Limits::default(),
-                    None,
+                    CacheDir::Off,
                 )
             }
         };
     if let Some(dir) = input.mapper_dir {
         rules.mapper_dir = dir.to_owned();
     }
-    let runtime = MapperRuntime::new(limits, cache_dir)?;
+    let runtime = MapperRuntime::with_cache(limits, cache_dir)?;
     let mut text = String::new();
     let mut entries = match source.load().await {
         Ok(entries) => entries,

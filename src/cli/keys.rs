@@ -11,9 +11,10 @@ use serde::Serialize;
 use super::KeysCommand;
 use crate::aws::describe_error;
 use crate::config::Config;
+use crate::signer::envelope::{create, read_record};
 use crate::signer::kms::{KmsKey, read_parameter};
 use crate::signer::rotation::KeyRefs;
-use crate::signer::{SignerSettings, SigningKey as _};
+use crate::signer::{SignerBackend, SignerSettings, SigningKey as _};
 
 /// `claimex keys jwks` prints the JWKS; `claimex keys show|stage|promote|retire` perform one
 /// step on the KMS signing-keys parameter and print the resulting state as JSON.
@@ -25,6 +26,44 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({"keys": store.published()}))?
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        KeysCommand::CreateEnvelope {
+            parameter,
+            kms_key_id,
+            alg,
+            config,
+        } => {
+            let config = Config::load(config.as_deref())?;
+            let kms_key_id = kms_key_id
+                .or(config.signer.kms_key_id.clone())
+                .filter(|k| !k.trim().is_empty())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "name the symmetric KMS key to encrypt under: --kms-key-id, or \
+                         signer.kms_key_id"
+                    )
+                })?;
+            let alg = alg.unwrap_or(config.signer.alg);
+            let shared = crate::aws::sdk_config(&config.aws).await;
+            let kms = crate::aws::kms_client_from(&shared, &config.aws);
+            let ssm = crate::aws::ssm_client_from(&shared, &config.aws);
+            let record = create(&kms, &ssm, &parameter, &kms_key_id, alg).await?;
+            let kid = record
+                .public_jwk()
+                .map_err(anyhow::Error::msg)?
+                .kid()
+                .to_owned();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "parameter": parameter,
+                    "alg": record.alg,
+                    "kid": kid,
+                    "kms_key_id": record.kms_key_id,
+                    "next": format!("claimex keys stage {parameter} (or promote --force for the first key)"),
+                }))?
             );
             return Ok(ExitCode::SUCCESS);
         }
@@ -94,6 +133,8 @@ pub struct Rotation {
     ssm: aws_sdk_ssm::Client,
     parameter: String,
     fallback: Option<KeyRefs>,
+    /// `kms-envelope`: the keys are the SSM parameters of envelope keys, not KMS keys.
+    envelope: bool,
 }
 
 impl Rotation {
@@ -118,8 +159,29 @@ impl Rotation {
             kms,
             ssm,
             parameter,
-            fallback: KeyRefs::from_settings(signer),
+            fallback: (signer.backend != SignerBackend::KmsEnvelope)
+                .then(|| KeyRefs::from_settings(signer))
+                .flatten(),
+            envelope: signer.backend == SignerBackend::KmsEnvelope,
         })
+    }
+
+    /// What `key` is: a KMS key asked of KMS (named by its ARN), or an envelope key read
+    /// from its parameter (named by the parameter).
+    async fn describe(&self, key: &str) -> anyhow::Result<KeySummary> {
+        if self.envelope {
+            let record = read_record(&self.ssm, key).await?;
+            let jwk = record
+                .public_jwk()
+                .map_err(|e| anyhow::anyhow!("ssm parameter {key}: {e}"))?;
+            return Ok(KeySummary {
+                key: key.to_owned(),
+                alg: Some(record.alg.as_str().to_owned()),
+                kid: Some(jwk.kid().to_owned()),
+                error: None,
+            });
+        }
+        Ok(summary(&KmsKey::fetch(&self.kms, key).await?))
     }
 
     /// The state in force, with the keys resolved to ARNs where KMS knows them.
@@ -146,8 +208,8 @@ impl Rotation {
     }
 
     async fn arn_or_literal(&self, key: &str) -> String {
-        match KmsKey::fetch(&self.kms, key).await {
-            Ok(k) => k.arn().to_owned(),
+        match self.describe(key).await {
+            Ok(k) => k.key,
             Err(e) => {
                 tracing::warn!(key, error = %e, "cannot resolve a key of the rotation state; keeping it as written");
                 key.to_owned()
@@ -156,8 +218,8 @@ impl Rotation {
     }
 
     /// The key `key` names, which must be able to sign.
-    async fn usable(&self, key: &str) -> anyhow::Result<KmsKey> {
-        Ok(KmsKey::fetch(&self.kms, key).await?)
+    async fn usable(&self, key: &str) -> anyhow::Result<KeySummary> {
+        self.describe(key).await
     }
 
     async fn write(&self, refs: &KeyRefs, exists: bool) -> anyhow::Result<i64> {
@@ -185,8 +247,8 @@ impl Rotation {
     async fn report(&self, refs: &KeyRefs, version: Option<i64>, action: String) -> RotationReport {
         let mut summaries = Vec::new();
         for key in refs.all() {
-            summaries.push(match KmsKey::fetch(&self.kms, key).await {
-                Ok(k) => summary(&k),
+            summaries.push(match self.describe(key).await {
+                Ok(k) => k,
                 Err(e) => KeySummary {
                     key: key.to_owned(),
                     alg: None,
@@ -234,13 +296,13 @@ impl Rotation {
                  with `claimex keys promote --force {key}`"
             )
         })?;
-        refs.stage(new.arn()).map_err(anyhow::Error::msg)?;
+        refs.stage(new.key.as_str()).map_err(anyhow::Error::msg)?;
         let refs = refs.checked().map_err(anyhow::Error::msg)?;
         let version = self.write(&refs, version.is_some()).await?;
         let action = format!(
             "staged {} (kid {}): published, not signing",
-            new.arn(),
-            new.kid()
+            new.key.as_str(),
+            new.kid.as_deref().unwrap_or_default()
         );
         Ok(self.report(&refs, Some(version), action).await)
     }
@@ -251,11 +313,12 @@ impl Rotation {
         let (refs, version) = self.state().await?;
         let refs = match refs {
             Some(mut refs) => {
-                refs.promote(new.arn(), force).map_err(anyhow::Error::msg)?;
+                refs.promote(new.key.as_str(), force)
+                    .map_err(anyhow::Error::msg)?;
                 refs
             }
             None if force => KeyRefs {
-                current: new.arn().to_owned(),
+                current: new.key.as_str().to_owned(),
                 published: Vec::new(),
             },
             None => anyhow::bail!(
@@ -267,8 +330,8 @@ impl Rotation {
         let version = self.write(&refs, version.is_some()).await?;
         let action = format!(
             "promoted {} (kid {}): it signs now; the previous key stays published",
-            new.arn(),
-            new.kid()
+            new.key.as_str(),
+            new.kid.as_deref().unwrap_or_default()
         );
         Ok(self.report(&refs, Some(version), action).await)
     }
@@ -281,7 +344,7 @@ impl Rotation {
         let target = if literal {
             key.to_owned()
         } else {
-            self.usable(key).await?.arn().to_owned()
+            self.usable(key).await?.key
         };
         refs.retire(&target).map_err(anyhow::Error::msg)?;
         let version = self.write(&refs, version.is_some()).await?;

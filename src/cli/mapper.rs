@@ -1,5 +1,5 @@
-//! `claimex mapper check|test`: a mapper module checked, and run on a claim set exactly as
-//! the server would.
+//! `claimex mapper check|test|compile`: a mapper module checked, run on a claim set exactly
+//! as the server would, or compiled ahead of time for the server's engine.
 //!
 //! `check` loads the module as the registry would (a component, the contract, no forbidden
 //! import). `test` uses the same runtime, limits and output checks as an exchange: it has the
@@ -17,7 +17,7 @@ use anyhow::Context as _;
 
 use crate::exchange::IdSource as _;
 use crate::mapper::contract::CONTRACT;
-use crate::mapper::wasm::{Limits, MapperRuntime, read_module};
+use crate::mapper::wasm::{Limits, MapperRuntime, precompiled_name, read_module};
 use crate::mapper::{ClaimsMapper as _, ConfigError, MapDecision, MapRequest, MapperLoader as _};
 use crate::mint::{self, DEFAULT_AUDIENCE, OutputPolicy, Stamp};
 use crate::subject::SubjectKind;
@@ -41,6 +41,60 @@ pub fn check(mapper: &Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// What to compile, and where to.
+pub struct CompileInput<'a> {
+    /// The mapper component.
+    pub mapper: &'a Path,
+    /// A directory (the artifact is named `<sha256>.cwasm` in it) or a file path.
+    pub output: &'a Path,
+    /// The server's configuration, for its `[mapper]` limits.
+    pub config: Option<&'a Path>,
+    /// Compile for the baseline CPU of this architecture.
+    pub portable: bool,
+}
+
+/// `claimex mapper compile`: the precompiled artifact the server's mapper cache can hold.
+/// Returns what to print.
+pub fn compile(input: &CompileInput<'_>) -> anyhow::Result<String> {
+    let limits = match input.config {
+        Some(path) => crate::config::Config::load(Some(path))?.mapper.limits(),
+        None => Limits::default(),
+    };
+    let bytes = read_module(input.mapper)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", input.mapper.display()))?;
+    // The module must be a mapper the server would load, not only a component.
+    MapperRuntime::new(limits.clone(), None)?
+        .load_bytes(&bytes, None)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", input.mapper.display()))?;
+    let (sha256, artifact) = MapperRuntime::precompile(&limits, &bytes, input.portable)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", input.mapper.display()))?;
+    let into_dir =
+        input.output.is_dir() || input.output.as_os_str().to_string_lossy().ends_with('/');
+    let path = if into_dir {
+        std::fs::create_dir_all(input.output)
+            .with_context(|| format!("cannot create {}", input.output.display()))?;
+        input.output.join(precompiled_name(&sha256))
+    } else {
+        input.output.to_owned()
+    };
+    std::fs::write(&path, &artifact).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut text = format!(
+        "wrote {} ({} bytes) from {} (sha256 {sha256}{})\n",
+        path.display(),
+        artifact.len(),
+        input.mapper.display(),
+        if input.portable { ", portable" } else { "" },
+    );
+    if !into_dir {
+        let _ = writeln!(
+            text,
+            "the server uses it when it is named {} in mapper.cache_dir",
+            precompiled_name(&sha256)
+        );
+    }
+    Ok(text)
 }
 
 /// What to run.

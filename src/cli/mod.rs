@@ -98,6 +98,21 @@ pub enum KeysCommand {
         #[arg(long, env = CONFIG_ENV)]
         config: Option<PathBuf>,
     },
+    /// kms-envelope: have KMS generate a signing key pair (GenerateDataKeyPairWithoutPlaintext)
+    /// and store it, private half encrypted, in a new SSM parameter; then stage or promote it.
+    CreateEnvelope {
+        /// The new SSM parameter (e.g. /claimex/keys/2026-12).
+        parameter: String,
+        /// The symmetric KMS key to encrypt under (default: signer.kms_key_id).
+        #[arg(long)]
+        kms_key_id: Option<String>,
+        /// ES256 or RS256 (default: signer.alg).
+        #[arg(long, value_parser = parse_alg)]
+        alg: Option<crate::signer::SigningAlg>,
+        /// The configuration file.
+        #[arg(long, env = CONFIG_ENV)]
+        config: Option<PathBuf>,
+    },
     /// Print the KMS rotation state (signer.kms_keys_parameter): current and published keys.
     Show {
         /// The configuration file.
@@ -133,6 +148,14 @@ pub enum KeysCommand {
     },
 }
 
+fn parse_alg(text: &str) -> Result<crate::signer::SigningAlg, String> {
+    match text.to_ascii_uppercase().as_str() {
+        "ES256" => Ok(crate::signer::SigningAlg::Es256),
+        "RS256" => Ok(crate::signer::SigningAlg::Rs256),
+        _ => Err(format!("{text:?}: ES256 or RS256")),
+    }
+}
+
 #[derive(Subcommand)]
 enum MapperCommand {
     /// Write a new mapper project (Rust crate or JavaScript) ready to build, test and check.
@@ -163,6 +186,24 @@ enum MapperCommand {
     Check {
         /// The mapper component (.wasm).
         mapper: PathBuf,
+    },
+    /// Compile a mapper ahead of time for the server's engine: a server whose
+    /// mapper.cache_dir holds the artifact loads it without compiling (a cold start).
+    Compile {
+        /// The mapper component (.wasm).
+        mapper: PathBuf,
+        /// Where to write the artifact: a directory (it is named <sha256>.cwasm there, the
+        /// name the server looks for in mapper.cache_dir) or a file path.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        /// The server's configuration, for its [mapper] limits (the artifact must be built
+        /// with the same engine settings; default: the default settings).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Compile for the baseline CPU of this architecture instead of this machine's CPU
+        /// features (an artifact built here and run on another host, such as a Lambda package).
+        #[arg(long)]
+        portable: bool,
     },
     /// Run a mapper on a claim set exactly as the server would, and print what would be signed.
     Test {
@@ -302,6 +343,24 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Mapper {
             command: MapperCommand::Check { mapper },
         } => mapper::check(&mapper),
+        Command::Mapper {
+            command:
+                MapperCommand::Compile {
+                    mapper,
+                    output,
+                    config,
+                    portable,
+                },
+        } => {
+            let written = mapper::compile(&mapper::CompileInput {
+                mapper: &mapper,
+                output: &output,
+                config: config.as_deref(),
+                portable,
+            })?;
+            print!("{written}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Mapper {
             command:
                 MapperCommand::New {

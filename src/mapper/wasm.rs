@@ -3,8 +3,11 @@
 //! One [`MapperRuntime`] owns the engine (pooling allocator, epoch interruption), the linker
 //! (only `wasi:cli` stdio/exit/empty environment and `wasi:io` streams: no filesystem,
 //! network, clock or randomness), a background epoch ticker, and a cache of compiled
-//! mappers keyed by the module's SHA-256, optionally backed by serialized components on
-//! disk so that a restart does not pay Cranelift again.
+//! mappers keyed by the module's SHA-256, backed by serialized components on disk (the
+//! compiled-mapper cache, [`CacheDir`]) so that a restart does not pay Cranelift again. The
+//! cache also holds artifacts precompiled ahead of time (`claimex mapper compile`, named
+//! `<sha256>.cwasm`): a Lambda cold start deserializes instead of compiling, and an artifact
+//! wasmtime refuses (another wasmtime, settings or CPU) is logged and compiled around.
 //!
 //! Every call (`map`, and `validate-config` when an entry loads) gets a fresh store and
 //! instance from a pre-instantiated component, a wall-clock deadline, a memory cap and an
@@ -65,8 +68,18 @@ pub struct MapperSettings {
     pub max_output_bytes: usize,
     /// Mapper instances that may run at once.
     pub max_concurrent: u32,
-    /// Where compiled mappers are cached across restarts (none: compile at every start).
+    /// Where compiled mappers are cached across restarts. Unset: the user's cache directory
+    /// (`$XDG_CACHE_HOME/claimex/mappers`, else `$HOME/.cache/claimex/mappers`, else
+    /// `.claimex-cache/mappers` beside the config file), skipped with one warning when it is
+    /// not writable. A directory that exists but is read-only (a Lambda's `/var/task`) is read
+    /// from and never written.
     pub cache_dir: Option<PathBuf>,
+    /// `false`: no compiled-mapper cache at all (compile every mapper at every start).
+    pub cache: bool,
+    /// The default cache directory, when `cache_dir` is unset (set by the configuration's
+    /// resolution from the environment).
+    #[serde(skip)]
+    pub default_cache_dir: Option<PathBuf>,
 }
 
 impl Default for MapperSettings {
@@ -79,8 +92,42 @@ impl Default for MapperSettings {
             max_output_bytes: limits.max_output_bytes,
             max_concurrent: limits.max_concurrent,
             cache_dir: None,
+            cache: true,
+            default_cache_dir: None,
         }
     }
+}
+
+/// Where compiled mappers are cached, and how a failure to use it is treated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheDir {
+    /// No cache: compile every mapper when it loads.
+    Off,
+    /// `mapper.cache_dir`: a directory that cannot be created stops start-up; one that exists
+    /// read-only is only read.
+    Configured(PathBuf),
+    /// The default directory: when unusable, claimex warns once and caches nothing.
+    Default(PathBuf),
+}
+
+/// The default compiled-mapper cache for this environment (`env`: the process's variables):
+/// `$XDG_CACHE_HOME/claimex/mappers`, else `$HOME/.cache/claimex/mappers`, else
+/// `<config_dir>/.claimex-cache/mappers`.
+pub fn default_cache_dir(env: &[(String, String)], config_dir: &Path) -> PathBuf {
+    let var = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| PathBuf::from(v))
+            .filter(|p| p.is_absolute())
+    };
+    if let Some(xdg) = var("XDG_CACHE_HOME") {
+        return xdg.join("claimex").join("mappers");
+    }
+    if let Some(home) = var("HOME") {
+        return home.join(".cache").join("claimex").join("mappers");
+    }
+    config_dir.join(".claimex-cache").join("mappers")
 }
 
 impl MapperSettings {
@@ -95,6 +142,16 @@ impl MapperSettings {
             16 * 1024 * 1024,
         )?;
         range("max_concurrent", self.max_concurrent as u64, 1, 10_000)
+    }
+
+    /// The compiled-mapper cache these settings give.
+    pub fn cache(&self) -> CacheDir {
+        match (&self.cache_dir, &self.default_cache_dir) {
+            _ if !self.cache => CacheDir::Off,
+            (Some(dir), _) => CacheDir::Configured(dir.clone()),
+            (None, Some(dir)) => CacheDir::Default(dir.clone()),
+            (None, None) => CacheDir::Off,
+        }
     }
 
     /// The sandbox limits these settings give.
@@ -217,49 +274,110 @@ pub struct MapperRuntime {
     engine: Engine,
     linker: Linker<State>,
     limits: Limits,
-    cache_dir: Option<PathBuf>,
+    cache: Option<Cache>,
     loaded: Mutex<HashMap<String, Arc<WasmMapper>>>,
     /// Modules already read from disk: path → ((size, modified), mapper).
     by_path: Mutex<HashMap<PathBuf, FileStamped>>,
 }
 
-impl MapperRuntime {
-    /// A runtime with these limits; compiled components are cached in `cache_dir` when set.
-    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<MapperRuntime>> {
-        let mut pool = PoolingAllocationConfig::default();
-        let slots = limits.max_concurrent.max(1);
-        pool.total_component_instances(slots)
-            .total_core_instances(slots * 8)
-            .total_memories(slots * 2)
-            .total_tables(slots * 8)
-            .total_stacks(slots)
-            .max_memory_size(limits.memory_bytes)
-            // Reset the first pages of a reused slot with memset rather than madvise: a mapper
-            // touches little memory, and the syscall costs more than the copy.
-            .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(KEEP_RESIDENT);
-        let mut config = Config::new();
+/// A usable compiled-mapper cache directory.
+struct Cache {
+    dir: PathBuf,
+    /// Whether compiled mappers are written back (false: a read-only, pre-filled directory).
+    writable: bool,
+}
+
+/// The engine configuration every mapper is compiled for, by the server and by
+/// `claimex mapper compile` alike: an artifact precompiled under another configuration is
+/// refused by wasmtime when it is loaded. `portable`: compile for the baseline CPU of this
+/// architecture rather than this machine's features (an artifact built on one host and run on
+/// another, as a Lambda package is).
+fn engine_config(limits: &Limits, portable: bool) -> anyhow::Result<Config> {
+    let mut pool = PoolingAllocationConfig::default();
+    let slots = limits.max_concurrent.max(1);
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 8)
+        .total_memories(slots * 2)
+        .total_tables(slots * 8)
+        .total_stacks(slots)
+        .max_memory_size(limits.memory_bytes)
+        // Reset the first pages of a reused slot with memset rather than madvise: a mapper
+        // touches little memory, and the syscall costs more than the copy.
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT);
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if portable {
+        // An explicit target turns off the detection of this machine's CPU features.
+        let triple = match std::env::consts::OS {
+            "linux" => format!("{}-unknown-linux-gnu", std::env::consts::ARCH),
+            "macos" => format!("{}-apple-darwin", std::env::consts::ARCH),
+            other => {
+                anyhow::bail!("portable mapper artifacts are built on Linux or macOS, not {other}")
+            }
+        };
         config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config)
+            .target(&triple)
+            .map_err(|e| anyhow::anyhow!("cannot target {triple}: {e}"))?;
+    }
+    Ok(config)
+}
+
+impl MapperRuntime {
+    /// A runtime with these limits; compiled components are cached in `cache_dir` when set
+    /// (as [`CacheDir::Configured`]).
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<MapperRuntime>> {
+        let cache = match cache_dir {
+            Some(dir) => CacheDir::Configured(dir),
+            None => CacheDir::Off,
+        };
+        MapperRuntime::with_cache(limits, cache)
+    }
+
+    /// A runtime with these limits and this compiled-mapper cache.
+    pub fn with_cache(limits: Limits, cache: CacheDir) -> anyhow::Result<Arc<MapperRuntime>> {
+        let engine = Engine::new(&engine_config(&limits, false)?)
             .map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e}"))?;
         let mut linker = Linker::new(&engine);
         link(&mut linker).map_err(|e| anyhow::anyhow!("cannot link WASI: {e}"))?;
         start_ticker(&engine);
-        if let Some(dir) = &cache_dir {
-            create_private_dir(dir)
-                .map_err(|e| anyhow::anyhow!("mapper cache directory {}: {e}", dir.display()))?;
-        }
+        let cache = open_cache(cache)?;
         Ok(Arc::new(MapperRuntime {
             engine,
             linker,
             limits,
-            cache_dir,
+            cache,
             loaded: Mutex::new(HashMap::new()),
             by_path: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// The compiled-mapper cache directory in use, and whether it is written to.
+    pub fn cache_dir(&self) -> Option<(&Path, bool)> {
+        self.cache.as_ref().map(|c| (c.dir.as_path(), c.writable))
+    }
+
+    /// Compiles `bytes` ahead of time with the engine configuration the server uses (for the
+    /// baseline CPU when `portable`): the artifact, named `<sha256>.cwasm`
+    /// ([`precompiled_name`]) in a server's `mapper.cache_dir`, spares it the compilation.
+    pub fn precompile(
+        limits: &Limits,
+        bytes: &[u8],
+        portable: bool,
+    ) -> Result<(String, Vec<u8>), LoadError> {
+        let sha256 = sha256_hex(bytes);
+        contract::check_preamble(bytes)?;
+        let config =
+            engine_config(limits, portable).map_err(|e| LoadError::Invalid(e.to_string()))?;
+        let engine = Engine::new(&config)
+            .map_err(|e| LoadError::Invalid(format!("cannot start the WebAssembly engine: {e}")))?;
+        let artifact = engine
+            .precompile_component(bytes)
+            .map_err(|e| LoadError::Invalid(e.to_string()))?;
+        Ok((sha256, artifact))
     }
 
     /// The limits every call runs under.
@@ -289,29 +407,55 @@ impl MapperRuntime {
         self.loaded.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<Component, LoadError> {
-        let cached = self.cache_dir.as_ref().map(|dir| {
-            let mut hasher = std::hash::DefaultHasher::new();
-            std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut hasher);
-            let engine = std::hash::Hasher::finish(&hasher);
-            dir.join(format!("{sha256}-{engine:016x}.cwasm"))
-        });
-        if let Some(path) = &cached
-            && path.exists()
-        {
-            // SAFETY: the file was written by `Component::serialize` of an engine with the
-            // same compatibility hash into claimex's own 0700 cache directory; wasmtime
-            // checks the header and refuses files from another engine configuration.
-            match unsafe { Component::deserialize_file(&self.engine, path) } {
-                Ok(component) => return Ok(component),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled mapper in the cache")
-                }
+    /// The file this engine writes its own compiled mappers to.
+    fn own_artifact(&self, dir: &Path, sha256: &str) -> PathBuf {
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut hasher);
+        let engine = std::hash::Hasher::finish(&hasher);
+        dir.join(format!("{sha256}-{engine:016x}.cwasm"))
+    }
+
+    /// A compiled mapper from the cache: the engine's own artifact, else one precompiled by
+    /// `claimex mapper compile`. An artifact wasmtime refuses is logged and skipped.
+    fn cached(&self, sha256: &str) -> Option<Component> {
+        let cache = self.cache.as_ref()?;
+        let own = self.own_artifact(&cache.dir, sha256);
+        let precompiled = cache.dir.join(precompiled_name(sha256));
+        for path in [own, precompiled] {
+            if !path.is_file() {
+                continue;
             }
+            // SAFETY: the cache directory is claimex's own (0700, or the read-only directory
+            // of a deployment package): its files were written by `Component::serialize` or
+            // `claimex mapper compile`, and the file name binds them to the module's SHA-256.
+            // wasmtime checks the header and refuses an artifact of another wasmtime version,
+            // engine configuration or CPU feature set.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(component) => {
+                    tracing::debug!(path = %path.display(), "compiled mapper loaded from the cache");
+                    return Some(component);
+                }
+                Err(e) => tracing::warn!(
+                    path = %path.display(),
+                    error = %format!("{e:#}"),
+                    "this claimex cannot use the precompiled mapper (built by another claimex or \
+                     wasmtime version, with other mapper settings or for another CPU, or damaged): \
+                     compiling the mapper instead; rebuild the file with `claimex mapper compile` \
+                     from this binary and configuration"
+                ),
+            }
+        }
+        None
+    }
+
+    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<Component, LoadError> {
+        if let Some(component) = self.cached(sha256) {
+            return Ok(component);
         }
         let component =
             Component::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(e.to_string()))?;
-        if let Some(path) = &cached {
+        if let Some(cache) = self.cache.as_ref().filter(|c| c.writable) {
+            let path = self.own_artifact(&cache.dir, sha256);
             match component.serialize() {
                 Ok(serialized) => {
                     static WRITES: std::sync::atomic::AtomicU64 =
@@ -319,7 +463,7 @@ impl MapperRuntime {
                     let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
                     if let Err(e) =
-                        std::fs::write(&tmp, serialized).and_then(|_| std::fs::rename(&tmp, path))
+                        std::fs::write(&tmp, serialized).and_then(|_| std::fs::rename(&tmp, &path))
                     {
                         tracing::warn!(path = %path.display(), error = %e, "could not cache the compiled mapper");
                     }
@@ -429,6 +573,44 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     out
 }
 
+/// The file name under which the server finds a mapper precompiled by
+/// `claimex mapper compile` in its cache directory.
+pub fn precompiled_name(sha256: &str) -> String {
+    format!("{sha256}.cwasm")
+}
+
+/// Opens the cache directory: created (0700) and written when possible; read only when it
+/// exists but cannot be written; otherwise an error for a configured directory, and no cache
+/// (with one warning) for the default one.
+fn open_cache(cache: CacheDir) -> anyhow::Result<Option<Cache>> {
+    let (dir, configured) = match cache {
+        CacheDir::Off => return Ok(None),
+        CacheDir::Configured(dir) => (dir, true),
+        CacheDir::Default(dir) => (dir, false),
+    };
+    match create_private_dir(&dir).and_then(|()| probe_writable(&dir)) {
+        Ok(()) => Ok(Some(Cache {
+            dir,
+            writable: true,
+        })),
+        Err(_) if configured && dir.is_dir() => {
+            tracing::info!(dir = %dir.display(), "the mapper cache directory is read-only: precompiled mappers are read from it, none is written");
+            Ok(Some(Cache {
+                dir,
+                writable: false,
+            }))
+        }
+        Err(e) if configured => Err(anyhow::anyhow!(
+            "mapper.cache_dir {}: {e} (create it, writable by claimex, or unset mapper.cache_dir)",
+            dir.display()
+        )),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "the default mapper cache directory is not writable: every mapper is compiled at every start (set mapper.cache_dir to a writable directory, or mapper.cache = false to silence this)");
+            Ok(None)
+        }
+    }
+}
+
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     #[cfg(unix)]
@@ -437,6 +619,17 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
+}
+
+/// Fails unless a file can be created in `dir`.
+fn probe_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".probe.{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.

@@ -17,13 +17,22 @@ Second, moto's `GetPublicKey` answers `KeyId` with the bare key id and leaves ou
 the KMS API answers the key ARN and `KeySpec` (beside the deprecated `CustomerMasterKeySpec`,
 which moto does send). The launcher adds both as AWS does, so claimex's signer is tested
 against the API as documented rather than taught moto's shape.
+
+Third, moto (5.2.x) does not implement `GenerateDataKeyPair` nor
+`GenerateDataKeyPairWithoutPlaintext` (claimex's envelope signer). The launcher adds both as
+the KMS API documents them: a fresh key pair of `KeyPairSpec` (ECC_NIST_P256..P521,
+RSA_2048..4096), the private key as PKCS#8 DER encrypted with moto's own `Encrypt` under the
+symmetric key `KeyId` with the request's `EncryptionContext` (so moto's `Decrypt` recovers it
+and checks the context and key), the public key as SubjectPublicKeyInfo DER.
 """
 
+import base64
 import json
 import sys
 import threading
 
-from cryptography.hazmat.primitives.asymmetric import ec, utils
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 
 from moto.kms import responses as kms_responses
 from moto.kms import utils as kms_utils
@@ -83,6 +92,52 @@ def _get_public_key(self):
     answer.setdefault("KeySpec", answer.get("CustomerMasterKeySpec"))
     return json.dumps(answer)
 
+
+_CURVES = {
+    "ECC_NIST_P256": ec.SECP256R1,
+    "ECC_NIST_P384": ec.SECP384R1,
+    "ECC_NIST_P521": ec.SECP521R1,
+}
+_RSA_BITS = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
+
+
+def _data_key_pair(self, with_plaintext):
+    key_id = self._get_param("KeyId")
+    spec = self._get_param("KeyPairSpec")
+    context = self._get_param("EncryptionContext", {})
+    self._validate_key_id(key_id)
+    if spec in _CURVES:
+        private = ec.generate_private_key(_CURVES[spec]())
+    elif spec in _RSA_BITS:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[spec])
+    else:
+        raise ValidationException(f"KeyPairSpec {spec} is not supported.")
+    der = private.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    ciphertext, arn = self.kms_backend.encrypt(
+        key_id=key_id, plaintext=der, encryption_context=context
+    )
+    answer = {
+        "KeyId": arn,
+        "KeyPairSpec": spec,
+        "PrivateKeyCiphertextBlob": base64.b64encode(ciphertext).decode(),
+        "PublicKey": base64.b64encode(public).decode(),
+    }
+    if with_plaintext:
+        answer["PrivateKeyPlaintext"] = base64.b64encode(der).decode()
+    return json.dumps(answer)
+
+
+kms_responses.KmsResponse.generate_data_key_pair = lambda self: _data_key_pair(self, True)
+kms_responses.KmsResponse.generate_data_key_pair_without_plaintext = (
+    lambda self: _data_key_pair(self, False)
+)
 
 _original_rsa_sign = kms_utils.RSAPrivateKey.sign
 _original_ecdsa_sign = kms_utils.ECDSAPrivateKey.sign

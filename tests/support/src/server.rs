@@ -104,7 +104,7 @@ impl Claimex {
         self
     }
 
-    /// The compiled-mapper cache, or none (claimex's default: compile at every start).
+    /// The compiled-mapper cache, or none (`mapper.cache = false`: compile at every start).
     pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Claimex {
         self.cache_dir = dir;
         self
@@ -164,8 +164,13 @@ impl Claimex {
         table.insert("workers".into(), toml::Value::Integer(self.workers as i64));
         let mut mapper = toml::Table::new();
         mapper.insert("dir".into(), text(mapper_dir.display().to_string()));
-        if let Some(cache) = &self.cache_dir {
-            mapper.insert("cache_dir".into(), text(cache.display().to_string()));
+        match &self.cache_dir {
+            Some(cache) => {
+                mapper.insert("cache_dir".into(), text(cache.display().to_string()));
+            }
+            None => {
+                mapper.insert("cache".into(), toml::Value::Boolean(false));
+            }
         }
         table.insert("mapper".into(), toml::Value::Table(mapper));
         merge(&mut table, self.settings.clone());
