@@ -1,0 +1,439 @@
+//! `POST /credentials` end to end: the real `claimex serve` binary, a loopback OIDC issuer,
+//! the stock GitHub mapper, and the AWS emulator's STS (`moto_server`) reached through
+//! `aws-sdk-sts` with claimex's `[aws] endpoint_url`. The emulator's
+//! `AssumeRoleWithWebIdentity` accepts any role and any token: it proves the plumbing (and that
+//! a refusal came from claimex, since moto would have said yes); the STS error mapping is
+//! checked against a loopback stand-in for STS that answers STS's error documents and records
+//! what it was sent (to prove the call is unsigned).
+//!
+//! Needs `moto[server]` (`make emulator`).
+
+use std::sync::{Arc, Mutex};
+
+use claimex_testkit::client::{Answer, http};
+use claimex_testkit::entries::file as issuer_entry;
+use claimex_testkit::moto::Moto;
+use claimex_testkit::server::{Claimex, FAST, Process};
+use claimex_testkit::{TestIssuer, now};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const AUD: &str = "https://claimex.test";
+const GITHUB_CONFIG: &str =
+    r#"{ allowed_owner_ids = ["65"], transitive_tag_keys = ["repository"] }"#;
+const ROLE: &str = "arn:aws:iam::123456789012:role/ci/deploy";
+const OTHER_ROLE: &str = "arn:aws:iam::123456789012:role/admin";
+
+/// Two entries for one issuer: `github` may assume `role/ci/*` for at most 2 h; `open` may
+/// assume any role and names a default.
+fn issuers(issuer: &TestIssuer) -> String {
+    let github = issuer_entry(
+        "github",
+        issuer.url(),
+        AUD,
+        "claimex-mapper-github",
+        GITHUB_CONFIG,
+    );
+    let open = issuer_entry(
+        "open",
+        issuer.url(),
+        AUD,
+        "claimex-mapper-github",
+        GITHUB_CONFIG,
+    );
+    format!(
+        "{github}allowed_roles = [\"arn:aws:iam::123456789012:role/ci/*\"]\nmax_duration_seconds = 7200\n\
+         {open}allowed_roles = [\"*\"]\ndefault_role_arn = {OTHER_ROLE:?}\n"
+    )
+}
+
+async fn claimex_on(issuer: &TestIssuer, sts_url: &str) -> Process {
+    Claimex::new()
+        .issuers(&issuers(issuer))
+        .settings(FAST)
+        .env("CLAIMEX_AWS__ENDPOINT_URL", sts_url)
+        .spawn()
+        .await
+}
+
+fn token(issuer: &TestIssuer) -> String {
+    issuer.mint(&issuer.github_claims(AUD, now()))
+}
+
+/// `POST /credentials` + `query` with `body` and the headers given.
+async fn post(
+    server: &Process,
+    query: &str,
+    body: String,
+    headers: &[(&str, &str)],
+) -> (Answer, Option<String>, Option<String>) {
+    let mut request = http().post(format!("{}/credentials{query}", server.url));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST /credentials: {e}\n{}", server.log_tail(30)));
+    let cache = response
+        .headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (Answer::read(response).await.unwrap(), cache, content_type)
+}
+
+fn role_query(role: &str) -> String {
+    format!("?issuerId=github&role_arn={}", url_encode(role))
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Seconds from now until an RFC 3339 `...Z` time (to the second).
+fn secs_until(rfc3339: &str) -> i64 {
+    let output = std::process::Command::new("date")
+        .args(["-u", "-d", rfc3339, "+%s"])
+        .output()
+        .expect("date");
+    let at: i64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a time: {rfc3339}"));
+    at - now() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_from_moto_in_both_formats_and_never_in_the_log() {
+    let moto = Moto::start();
+    let issuer = TestIssuer::start().unwrap();
+    let server = claimex_on(&issuer, &moto.url()).await;
+    let mut secrets = Vec::new();
+
+    // Raw token, parameters in the query, default format: credential_process JSON.
+    let (answer, cache, content_type) = post(&server, &role_query(ROLE), token(&issuer), &[]).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}\n{}",
+        answer.body,
+        server.log_tail(30)
+    );
+    assert_eq!(cache.as_deref(), Some("no-store"));
+    assert_eq!(content_type.as_deref(), Some("application/json"));
+    let json = answer.json();
+    assert_eq!(json["Version"], 1, "{json}");
+    for key in [
+        "AccessKeyId",
+        "SecretAccessKey",
+        "SessionToken",
+        "Expiration",
+    ] {
+        assert!(
+            json[key].as_str().is_some_and(|s| s.len() >= 16),
+            "{key}: {json}"
+        );
+    }
+    let left = secs_until(json["Expiration"].as_str().unwrap());
+    assert!(
+        (3000..=3700).contains(&left),
+        "default 1 h session: {left} s"
+    );
+    secrets.push(json["SecretAccessKey"].as_str().unwrap().to_owned());
+    secrets.push(json["SessionToken"].as_str().unwrap().to_owned());
+
+    // JSON body with the parameters, ?format=env: shell lines.
+    let body = serde_json::json!({"token": token(&issuer), "role_arn": ROLE, "duration_seconds": 7200, "role_session_name": "my-job@1"}).to_string();
+    let (answer, cache, content_type) = post(
+        &server,
+        "?issuerId=github&format=env",
+        body,
+        &[("content-type", "application/json")],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(cache.as_deref(), Some("no-store"));
+    assert!(content_type.unwrap().starts_with("text/x-shellscript"));
+    let lines: Vec<&str> = answer.body.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", answer.body);
+    for (line, name) in lines.iter().zip([
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_CREDENTIAL_EXPIRATION",
+    ]) {
+        let value = line
+            .strip_prefix(&format!("export {name}='"))
+            .and_then(|v| v.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("not a quoted export of {name}: {line}"));
+        assert!(!value.contains('\''), "{line}");
+        if name == "AWS_CREDENTIAL_EXPIRATION" {
+            let left = secs_until(value);
+            assert!((6600..=7300).contains(&left), "asked 2 h: {left} s");
+        } else if name != "AWS_ACCESS_KEY_ID" {
+            secrets.push(value.to_owned());
+        }
+    }
+    // The same through `sh`: the quoting holds.
+    let shell = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{}\nprintf %s \"$AWS_SECRET_ACCESS_KEY\"",
+            answer.body
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&shell.stdout), secrets[2]);
+
+    // Accept: text/x-shellscript also asks for the shell lines.
+    let (answer, _, _) = post(
+        &server,
+        &role_query(ROLE),
+        token(&issuer),
+        &[("accept", "text/x-shellscript")],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(
+        answer.body.starts_with("export AWS_ACCESS_KEY_ID='"),
+        "{}",
+        answer.body
+    );
+    for line in answer.body.lines().skip(1).take(2) {
+        secrets.push(
+            line.split_once('=')
+                .unwrap()
+                .1
+                .trim_matches('\'')
+                .to_owned(),
+        );
+    }
+
+    // Nothing secret in claimex's log (stdout and stderr, `CLAIMEX_LOG=info`); the issuance is.
+    let log = server.stop();
+    assert!(log.contains("AWS credentials issued"), "{log}");
+    assert!(log.contains("role_session_name"), "{log}");
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "a secret is in the log");
+    }
+    assert!(
+        !log.contains("SecretAccessKey") && !log.contains("SessionToken"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_durations_are_checked_before_sts() {
+    let moto = Moto::start();
+    let issuer = TestIssuer::start().unwrap();
+    let server = claimex_on(&issuer, &moto.url()).await;
+
+    // moto grants any role: the `open` entry gets OTHER_ROLE (its default)...
+    let (answer, _, _) = post(&server, "?issuerId=open", token(&issuer), &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // ... so the refusal of the same role for `github` is claimex's, before STS.
+    let (answer, _, _) = post(&server, &role_query(OTHER_ROLE), token(&issuer), &[]).await;
+    let description = answer.assert_error(403, "access_denied");
+    assert_eq!(answer.json()["reason_code"], "role_not_allowed");
+    assert!(description.contains("allowed_roles"), "{description}");
+
+    let (answer, _, _) = post(&server, "?issuerId=github", token(&issuer), &[]).await;
+    answer.assert_error(400, "invalid_request");
+    assert_eq!(answer.json()["reason_code"], "role_arn_missing");
+
+    for (seconds, status) in [
+        (899, 400),
+        (7201, 400),
+        (43_200, 400),
+        (900, 200),
+        (7200, 200),
+    ] {
+        let query = format!("{}&duration_seconds={seconds}", role_query(ROLE));
+        let (answer, _, _) = post(&server, &query, token(&issuer), &[]).await;
+        assert_eq!(answer.status, status, "{seconds}: {}", answer.body);
+        if status == 400 {
+            assert_eq!(answer.json()["reason_code"], "duration_out_of_range");
+        } else {
+            let left = secs_until(answer.json()["Expiration"].as_str().unwrap());
+            assert!(
+                (seconds as i64 - 600..=seconds as i64 + 60).contains(&left),
+                "{seconds}: {left}"
+            );
+        }
+    }
+
+    for (query, code) in [
+        (
+            format!("{}&role_session_name=a%20b", role_query(ROLE)),
+            "invalid_parameter",
+        ),
+        (
+            "?issuerId=github&role_arn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fx".to_owned(),
+            "invalid_parameter",
+        ),
+        (format!("{}&token=x", role_query(ROLE)), "token_in_url"),
+        (
+            format!("{}&roleArn=x", role_query(ROLE)),
+            "invalid_parameter",
+        ),
+    ] {
+        let (answer, _, _) = post(&server, &query, token(&issuer), &[]).await;
+        answer.assert_error(400, "invalid_request");
+        assert_eq!(answer.json()["reason_code"], code, "{query}");
+    }
+    // A token that does not verify never reaches the role check.
+    let (answer, _, _) = post(&server, &role_query(ROLE), "a.b.c".into(), &[]).await;
+    assert!(
+        answer.status == 400 || answer.status == 401,
+        "{}",
+        answer.body
+    );
+}
+
+/// What the stand-in STS saw.
+#[derive(Default)]
+struct Seen {
+    requests: Vec<String>,
+}
+
+/// A loopback stand-in for STS: reads one HTTP request per connection and answers STS's
+/// error document for the code named by the request's `RoleSessionName` (`Cut`: closes the
+/// connection without an answer). Records every request's head and body.
+async fn fake_sts(seen: Arc<Mutex<Seen>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let request = loop {
+                    let Ok(n) = stream.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buffer).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break text;
+                        }
+                    }
+                };
+                seen.lock().unwrap().requests.push(request.clone());
+                let code = request
+                    .split('&')
+                    .find_map(|p| p.strip_prefix("RoleSessionName="))
+                    .unwrap_or("none")
+                    .to_owned();
+                let status = match code.as_str() {
+                    "Cut" => return,
+                    "AccessDenied" | "IDPRejectedClaim" => "403 Forbidden",
+                    "ServiceUnavailable" => "503 Service Unavailable",
+                    _ => "400 Bad Request",
+                };
+                let body = format!(
+                    "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>stand-in says {code}</Message></Error><RequestId>r-1</RequestId></ErrorResponse>"
+                );
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sts_refusals_are_typed_and_the_call_is_unsigned() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let sts = fake_sts(seen.clone()).await;
+    let issuer = TestIssuer::start().unwrap();
+    let server = claimex_on(&issuer, &sts).await;
+    for (code, status, error, reason) in [
+        ("AccessDenied", 403, "access_denied", "sts_access_denied"),
+        (
+            "IDPRejectedClaim",
+            403,
+            "access_denied",
+            "sts_rejected_claim",
+        ),
+        (
+            "InvalidIdentityToken",
+            502,
+            "server_error",
+            "sts_invalid_identity_token",
+        ),
+        ("ExpiredToken", 502, "server_error", "sts_expired_token"),
+        ("ValidationError", 502, "server_error", "sts_refused"),
+        (
+            "Throttling",
+            503,
+            "temporarily_unavailable",
+            "sts_throttled",
+        ),
+        (
+            "ServiceUnavailable",
+            503,
+            "temporarily_unavailable",
+            "sts_unavailable",
+        ),
+        ("Cut", 503, "temporarily_unavailable", "sts_unavailable"),
+    ] {
+        let query = format!("{}&role_session_name={code}", role_query(ROLE));
+        let (answer, cache, _) = post(&server, &query, token(&issuer), &[]).await;
+        answer.assert_error(status, error);
+        assert_eq!(
+            answer.json()["reason_code"],
+            reason,
+            "{code}: {}",
+            answer.body
+        );
+        assert_eq!(cache.as_deref(), Some("no-store"));
+        assert_eq!(answer.retry_after.is_some(), status == 503, "{code}");
+    }
+    let requests = std::mem::take(&mut seen.lock().unwrap().requests);
+    assert!(requests.len() >= 8, "{}", requests.len());
+    for request in &requests {
+        let lower = request.to_ascii_lowercase();
+        assert!(
+            lower.contains("action=assumerolewithwebidentity"),
+            "{request}"
+        );
+        assert!(!lower.contains("\r\nauthorization:"), "signed: {request}");
+        assert!(!lower.contains("x-amz-security-token"), "{request}");
+        assert!(!lower.contains("credential="), "{request}");
+    }
+    // An unreachable STS: nothing listens on the port any more.
+    let port = claimex_testkit::free_port();
+    let server2 = claimex_on(&issuer, &format!("http://127.0.0.1:{port}")).await;
+    let (answer, _, _) = post(&server2, &role_query(ROLE), token(&issuer), &[]).await;
+    answer.assert_error(503, "temporarily_unavailable");
+    assert_eq!(answer.json()["reason_code"], "sts_unavailable");
+    assert!(answer.retry_after.is_some());
+}
