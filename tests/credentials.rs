@@ -437,3 +437,59 @@ async fn sts_refusals_are_typed_and_the_call_is_unsigned() {
     assert_eq!(answer.json()["reason_code"], "sts_unavailable");
     assert!(answer.retry_after.is_some());
 }
+
+/// Every token claimex mints with either local signer algorithm passes the IAM acceptance
+/// checker (discovery, JWKS, token, trust policy on the session tags), and a trust policy
+/// that asks for another repository refuses it, as IAM would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minted_tokens_pass_the_iam_acceptance_checker() {
+    use claimex_testkit::iam::{Operator, Provider, STS_CLIENT_ID, Trust, condition};
+    let issuer = TestIssuer::start().unwrap();
+    for alg in ["RS256", "ES256"] {
+        let claimex = Claimex::new()
+            .issuers(&issuers(&issuer))
+            .settings(FAST)
+            .settings(&format!("[signer]\nalg = \"{alg}\"\n"))
+            .start();
+        let answer =
+            claimex_testkit::client::exchange(&claimex.url, "?issuerId=github", token(&issuer))
+                .await;
+        assert_eq!(answer.status, 200, "{alg}: {}", answer.body);
+        let minted = answer.body;
+        assert_eq!(claimex_testkit::jwks::header(&minted)["alg"], alg);
+        let provider = Provider::discover(&claimex.url, &[STS_CLIENT_ID])
+            .await
+            .unwrap_or_else(|e| panic!("{alg}: IAM would not read claimex's provider: {e:?}"));
+        let host = provider.host().to_owned();
+        let trust = Trust::with(vec![
+            condition(
+                Operator::StringEquals,
+                &format!("{host}:aud"),
+                &[STS_CLIENT_ID],
+            ),
+            condition(
+                Operator::StringLike,
+                &format!("{host}:sub"),
+                &["repo:octo-org/*"],
+            ),
+            condition(
+                Operator::StringEquals,
+                "aws:RequestTag/repository",
+                &["octo-org/octo-repo"],
+            ),
+        ]);
+        let accepted = provider
+            .assume(&minted, &trust, now())
+            .unwrap_or_else(|e| panic!("{alg}: STS would refuse claimex's token: {e:?}"));
+        assert_eq!(accepted.transitive, vec!["repository".to_owned()]);
+        let other = Trust::with(vec![condition(
+            Operator::StringEquals,
+            "aws:RequestTag/repository",
+            &["octo-org/other"],
+        )]);
+        assert_eq!(
+            provider.assume(&minted, &other, now()).unwrap_err().code(),
+            "AccessDenied"
+        );
+    }
+}
