@@ -307,15 +307,19 @@ struct Seen {
     requests: Vec<String>,
 }
 
-/// A loopback stand-in for STS: reads one HTTP request per connection and answers STS's
-/// error document for the code named by the request's `RoleSessionName` (`Cut`: closes the
-/// connection without an answer). Records every request's head and body.
-async fn fake_sts(seen: Arc<Mutex<Seen>>) -> String {
+/// A loopback HTTP stand-in: reads one request per connection (head and body), records it,
+/// and answers what `respond` makes of it (`None`: closes the connection without an answer).
+async fn stand_in<F>(seen: Arc<Mutex<Seen>>, respond: F) -> String
+where
+    F: Fn(&str) -> Option<(&'static str, String)> + Send + Sync + 'static,
+{
+    let respond = Arc::new(respond);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let seen = seen.clone();
+            let respond = respond.clone();
             tokio::spawn(async move {
                 let mut buffer = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -343,22 +347,11 @@ async fn fake_sts(seen: Arc<Mutex<Seen>>) -> String {
                     }
                 };
                 seen.lock().unwrap().requests.push(request.clone());
-                let code = request
-                    .split('&')
-                    .find_map(|p| p.strip_prefix("RoleSessionName="))
-                    .unwrap_or("none")
-                    .to_owned();
-                let status = match code.as_str() {
-                    "Cut" => return,
-                    "AccessDenied" | "IDPRejectedClaim" => "403 Forbidden",
-                    "ServiceUnavailable" => "503 Service Unavailable",
-                    _ => "400 Bad Request",
+                let Some((status, body)) = respond(&request) else {
+                    return;
                 };
-                let body = format!(
-                    "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>stand-in says {code}</Message></Error><RequestId>r-1</RequestId></ErrorResponse>"
-                );
                 let answer = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = stream.write_all(answer.as_bytes()).await;
@@ -367,6 +360,31 @@ async fn fake_sts(seen: Arc<Mutex<Seen>>) -> String {
         }
     });
     url
+}
+
+/// A stand-in for STS: answers STS's error document for the code named by the request's
+/// `RoleSessionName` (`Cut`: closes the connection without an answer).
+async fn fake_sts(seen: Arc<Mutex<Seen>>) -> String {
+    stand_in(seen, |request| {
+        let code = request
+            .split('&')
+            .find_map(|p| p.strip_prefix("RoleSessionName="))
+            .unwrap_or("none")
+            .to_owned();
+        let status = match code.as_str() {
+            "Cut" => return None,
+            "AccessDenied" | "IDPRejectedClaim" => "403 Forbidden",
+            "ServiceUnavailable" => "503 Service Unavailable",
+            _ => "400 Bad Request",
+        };
+        Some((
+            status,
+            format!(
+                "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>stand-in says {code}</Message></Error><RequestId>r-1</RequestId></ErrorResponse>"
+            ),
+        ))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -492,4 +510,188 @@ async fn minted_tokens_pass_the_iam_acceptance_checker() {
             "AccessDenied"
         );
     }
+}
+
+/// `claimex credentials --github-actions`: the id-token comes from a loopback stand-in for
+/// GitHub's `ACTIONS_ID_TOKEN_REQUEST_URL` (which checks the bearer token and the audience);
+/// the credential_process JSON and the export lines come out; a refusal exits non-zero with
+/// claimex's reason code on stderr and nothing on stdout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_gets_credentials_with_the_github_actions_protocol() {
+    let moto = Moto::start();
+    let issuer = TestIssuer::start().unwrap();
+    let server = claimex_on(&issuer, &moto.url()).await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let id_token = token(&issuer);
+    let answer = id_token.clone();
+    let actions = stand_in(seen.clone(), move |request| {
+        let head = request.split("\r\n\r\n").next().unwrap_or_default();
+        let authorized = head
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case("authorization: Bearer runner-secret"));
+        let audience = head
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains("audience=https%3A%2F%2Fclaimex.test"));
+        Some(if authorized && audience {
+            ("200 OK", serde_json::json!({"value": answer}).to_string())
+        } else {
+            ("403 Forbidden", "{}".to_owned())
+        })
+    })
+    .await;
+    let env = vec![
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_URL".to_owned(),
+            format!("{actions}/token?api-version=2.0"),
+        ),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN".to_owned(),
+            "runner-secret".to_owned(),
+        ),
+    ];
+    let run = |extra: Vec<String>| {
+        let env = env.clone();
+        let url = server.url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args: Vec<String> = [
+                "credentials",
+                "--url",
+                &url,
+                "--issuer-id",
+                "github",
+                "--github-actions",
+                "--audience",
+                AUD,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(extra);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            claimex_testkit::cli::run(&args, env)
+        })
+    };
+    let out = run(vec!["--role-arn".into(), ROLE.into()]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["Version"], 1);
+    assert!(json["SessionToken"].is_string(), "{json}");
+    let requests = std::mem::take(&mut seen.lock().unwrap().requests);
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(
+        requests[0].starts_with("GET /token?api-version=2.0&audience="),
+        "{}",
+        requests[0]
+    );
+
+    let out = run(vec![
+        "--role-arn".into(),
+        ROLE.into(),
+        "--format".into(),
+        "env".into(),
+        "--duration-seconds".into(),
+        "900".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("export AWS_ACCESS_KEY_ID='"));
+
+    let out = run(vec!["--role-arn".into(), OTHER_ROLE.into()])
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("role_not_allowed"), "{stderr}");
+    assert!(!stderr.contains(&id_token), "the token is on stderr");
+
+    // Without the runner's variables, --github-actions says what is missing.
+    let url = server.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        claimex_testkit::cli::run(
+            &[
+                "credentials",
+                "--url",
+                &url,
+                "--issuer-id",
+                "github",
+                "--github-actions",
+                "--audience",
+                AUD,
+            ],
+            Vec::<(String, String)>::new(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ACTIONS_ID_TOKEN_REQUEST_URL"));
+}
+
+/// A real AWS SDK consumes the client's output: botocore (through boto3) reads a profile whose
+/// `credential_process` is `claimex credentials --token-file ...`, and calls the emulator's
+/// `sts:GetCallerIdentity` with the session: the caller is the assumed role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn botocore_uses_the_client_as_credential_process() {
+    let moto = Moto::start();
+    let issuer = TestIssuer::start().unwrap();
+    let server = claimex_on(&issuer, &moto.url()).await;
+    let dir = claimex_testkit::scratch("credential-process");
+    let token_file = dir.join("id-token");
+    std::fs::write(&token_file, token(&issuer)).unwrap();
+    let config = dir.join("aws-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile ci]\nregion = us-east-1\ncredential_process = {} credentials --url {} --issuer-id github --role-arn {ROLE} --token-file {}\n",
+            claimex_testkit::cli::bin().display(),
+            server.url,
+            token_file.display()
+        ),
+    )
+    .unwrap();
+    let empty = dir.join("aws-credentials");
+    std::fs::write(&empty, "").unwrap();
+    let script = claimex_testkit::root().join("tests/python/credential_process.py");
+    let python = claimex_testkit::moto::python();
+    let moto_url = moto.url();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut command = std::process::Command::new(python);
+        claimex_testkit::cli::clean_env(&mut command);
+        command
+            .arg(script)
+            .arg(moto_url)
+            .env("AWS_CONFIG_FILE", &config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(result["method"], "custom-process", "{result}");
+    let arn = result["Arn"].as_str().unwrap();
+    assert!(
+        arn.starts_with("arn:aws:sts::123456789012:assumed-role/deploy/repo-octo-org-octo-repo"),
+        "{arn}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
