@@ -616,6 +616,40 @@ async fn the_cli_gets_credentials_with_the_github_actions_protocol() {
     assert!(stderr.contains("role_not_allowed"), "{stderr}");
     assert!(!stderr.contains(&id_token), "the token is on stderr");
 
+    // GitLab CI's id_tokens variable, and any variable named with --token-env.
+    for (flag, var) in [
+        ("--gitlab-ci", "CLAIMEX_ID_TOKEN"),
+        ("--token-env", "MY_TOKEN"),
+    ] {
+        let url = server.url.clone();
+        let id_token = token(&issuer);
+        let out = tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "credentials",
+                "--url",
+                &url,
+                "--issuer-id",
+                "github",
+                "--role-arn",
+                ROLE,
+                flag,
+            ];
+            if flag == "--token-env" {
+                args.push(var);
+            }
+            claimex_testkit::cli::run(&args, [(var, id_token)])
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["Version"], 1, "{flag}");
+    }
+
     // Without the runner's variables, --github-actions says what is missing.
     let url = server.url.clone();
     let out = tokio::task::spawn_blocking(move || {
