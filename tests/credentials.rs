@@ -729,3 +729,43 @@ async fn botocore_uses_the_client_as_credential_process() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Hostile mapper outputs (tags IAM would refuse, reserved claims, a non-object, an oversized
+/// output) are refused at mint: `/credentials` answers claimex's refusal and STS is never
+/// called (the stand-in records no request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_mapper_outputs_never_reach_sts() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let sts = fake_sts(seen.clone()).await;
+    let issuer = TestIssuer::start().unwrap();
+    let fixtures = ["badtags", "reserved", "notobject", "bigoutput"];
+    let entries: String = fixtures
+        .iter()
+        .map(|f| {
+            format!(
+                "{}allowed_roles = [\"*\"]\n",
+                issuer_entry(f, issuer.url(), AUD, &format!("claimex-fixture-{f}"), "{}")
+            )
+        })
+        .collect();
+    let server = Claimex::new()
+        .issuers(&entries)
+        .settings(FAST)
+        .env("CLAIMEX_AWS__ENDPOINT_URL", &sts)
+        .spawn()
+        .await;
+    for fixture in fixtures {
+        let query = format!("?issuerId={fixture}&role_arn={}", url_encode(ROLE));
+        let (answer, _, _) = post(&server, &query, token(&issuer), &[]).await;
+        assert_eq!(answer.status, 500, "{fixture}: {}", answer.body);
+        let reason = answer.json()["reason_code"].as_str().unwrap().to_owned();
+        assert!(
+            reason == "invalid_mapper_output" || reason == "mapper_failed",
+            "{fixture}: {reason}"
+        );
+    }
+    assert!(
+        seen.lock().unwrap().requests.is_empty(),
+        "a hostile output reached STS"
+    );
+}
