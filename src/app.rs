@@ -11,6 +11,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::config::Config;
+use crate::credentials::RoleAssumer;
+use crate::credentials::sts::StsRoleAssumer;
 use crate::exchange::{ExchangeSettings, Exchanger, Ports};
 use crate::http::{AppState, HttpSettings, routes};
 use crate::mapper::MapperLoader;
@@ -45,6 +47,9 @@ pub struct App {
     pub max_token_bytes: usize,
     /// How the HTTP server treats clients.
     pub http: HttpSettings,
+    /// `sts:AssumeRoleWithWebIdentity` for `POST /credentials` (unsigned; its client is built
+    /// at the first call).
+    pub assumer: Arc<dyn RoleAssumer>,
 }
 
 /// Seeds the crypto library's random number generator on a thread of its own, so that its
@@ -174,6 +179,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         runtime,
         max_token_bytes: config.verify.max_token_bytes,
         http: config.http.clone(),
+        assumer: Arc::new(StsRoleAssumer::new(config.aws.clone())),
     })
 }
 
@@ -316,6 +322,7 @@ pub fn server(
         recorder: app.recorder.clone(),
         body_timeout: Duration::from_secs(app.http.body_timeout_secs),
         counters: Default::default(),
+        assumer: app.assumer.clone(),
     });
     // The path of `public_url` (`/tenant`), under which the routes are served too.
     let path_prefix = url::Url::parse(&app.exchanger.settings().issuer_url)

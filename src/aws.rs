@@ -86,6 +86,39 @@ pub fn kms_client_from(shared: &SdkConfig, config: &AwsSettings) -> aws_sdk_kms:
     aws_sdk_kms::Client::from_conf(builder.build())
 }
 
+/// An STS client for `AssumeRoleWithWebIdentity`, unsigned: no credentials provider at all
+/// (the shared config's chain is not copied) and no-auth allowed, so claimex's own AWS
+/// credentials are never sent. Region: `[aws] region`, else the chain's, else `us-east-1`
+/// (STS is global); the endpoint override as for the other clients; the shared timeouts, and
+/// two attempts at most (the caller waits).
+pub fn unsigned_sts_client_from(shared: &SdkConfig, config: &AwsSettings) -> aws_sdk_sts::Client {
+    let region = shared
+        .region()
+        .cloned()
+        .unwrap_or_else(|| Region::new("us-east-1"));
+    let mut builder = aws_sdk_sts::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(region)
+        .allow_no_auth()
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(100))
+                .with_max_backoff(Duration::from_millis(500)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        );
+    if let Some(url) = &config.endpoint_url {
+        builder = builder.endpoint_url(url);
+    }
+    aws_sdk_sts::Client::from_conf(builder.build())
+}
+
 /// A short description of an SDK error with its cause chain (the SDK's `Display` alone
 /// says little more than "dispatch failure" or "service error").
 pub fn describe_error(e: &(dyn std::error::Error + 'static)) -> String {

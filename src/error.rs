@@ -59,6 +59,9 @@ pub enum Refusal {
     InvalidOutput,
     /// The issuer's keys or the signing key cannot be reached now.
     Unavailable,
+    /// An upstream service (AWS STS) refused what claimex sent it: a configuration to fix
+    /// on that side (the IAM OIDC provider, the role), not the caller's request.
+    Upstream,
     /// An internal error.
     Internal,
 }
@@ -72,9 +75,10 @@ impl Refusal {
             }
             Refusal::Unverified => ErrorCode::InvalidGrant,
             Refusal::Denied => ErrorCode::AccessDenied,
-            Refusal::MapperFailed | Refusal::InvalidOutput | Refusal::Internal => {
-                ErrorCode::ServerError
-            }
+            Refusal::MapperFailed
+            | Refusal::InvalidOutput
+            | Refusal::Upstream
+            | Refusal::Internal => ErrorCode::ServerError,
             Refusal::Unavailable => ErrorCode::TemporarilyUnavailable,
         }
     }
@@ -91,6 +95,7 @@ impl Refusal {
             Refusal::MapperFailed => "mapper_failed",
             Refusal::InvalidOutput => "invalid_output",
             Refusal::Unavailable => "unavailable",
+            Refusal::Upstream => "upstream",
             Refusal::Internal => "internal",
         }
     }
@@ -194,6 +199,29 @@ reason_codes! {
     IssuerKeysUnavailable = "issuer_keys_unavailable" => Unavailable,
     /// The signing key cannot be used now (KMS unreachable, throttled, disabled).
     SigningUnavailable = "signing_unavailable" => Unavailable,
+    /// `POST /credentials`: no `role_arn` given and the issuer entry has no `default_role_arn`.
+    RoleArnMissing = "role_arn_missing" => Malformed,
+    /// `POST /credentials`: `duration_seconds` is outside 900 and the entry's
+    /// `max_duration_seconds`.
+    DurationOutOfRange = "duration_out_of_range" => Malformed,
+    /// `POST /credentials`: the role matches none of the entry's `allowed_roles` (refused
+    /// before STS is called).
+    RoleNotAllowed = "role_not_allowed" => Denied,
+    /// STS answered `AccessDenied`: the role's trust policy does not admit the token.
+    StsAccessDenied = "sts_access_denied" => Denied,
+    /// STS answered `IDPRejectedClaim`.
+    StsRejectedClaim = "sts_rejected_claim" => Denied,
+    /// STS answered `InvalidIdentityToken`: the IAM OIDC provider does not accept claimex's
+    /// token (missing provider, wrong URL, client id or keys).
+    StsInvalidIdentityToken = "sts_invalid_identity_token" => Upstream,
+    /// STS answered `ExpiredToken` for a token claimex just minted (clock skew).
+    StsExpiredToken = "sts_expired_token" => Upstream,
+    /// STS refused the call otherwise (`ValidationError`, `PackedPolicyTooLarge`...).
+    StsRefused = "sts_refused" => Upstream,
+    /// STS throttled the call.
+    StsThrottled = "sts_throttled" => Unavailable,
+    /// STS cannot be reached, timed out, or failed.
+    StsUnavailable = "sts_unavailable" => Unavailable,
     /// claimex failed.
     InternalError = "internal_error" => Internal,
 }
@@ -211,6 +239,7 @@ impl Refusal {
             Refusal::MapperFailed => ReasonCode::MapperFailed,
             Refusal::InvalidOutput => ReasonCode::InvalidMapperOutput,
             Refusal::Unavailable => ReasonCode::SigningUnavailable,
+            Refusal::Upstream => ReasonCode::StsRefused,
             Refusal::Internal => ReasonCode::InternalError,
         }
     }
@@ -335,6 +364,7 @@ mod tests {
             Refusal::MapperFailed,
             Refusal::InvalidOutput,
             Refusal::Unavailable,
+            Refusal::Upstream,
             Refusal::Internal,
         ] {
             assert_eq!(refusal.default_reason().refusal(), refusal);

@@ -30,6 +30,7 @@ pub mod audit;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod error;
 pub mod exchange;
 pub mod http;

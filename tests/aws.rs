@@ -64,6 +64,29 @@ async fn signed_by_kms_key(kms: &aws_sdk_kms::Client, key: &str, token: &str) ->
     verifier.verify_sig(input.as_bytes(), &signature).is_ok()
 }
 
+/// What IAM would answer `AssumeRoleWithWebIdentity` with this token, for a role trusting
+/// claimex at `base` with client id `sts.amazonaws.com` and the session tag
+/// `repository = octo-org/octo-repo` (the test kit's IAM acceptance checker).
+async fn iam_verdict(base: &str, token: &str) -> Result<(), String> {
+    use claimex_testkit::iam::{Operator, Provider, Trust, condition};
+    let provider = Provider::discover(base, &[STS])
+        .await
+        .map_err(|e| e.code().to_owned())?;
+    let host = provider.host().to_owned();
+    let trust = Trust::with(vec![
+        condition(Operator::StringEquals, &format!("{host}:aud"), &[STS]),
+        condition(
+            Operator::StringEquals,
+            "aws:RequestTag/repository",
+            &["octo-org/octo-repo"],
+        ),
+    ]);
+    provider
+        .assume(token, &trust, now())
+        .map(drop)
+        .map_err(|e| format!("{}: {e:?}", e.code()))
+}
+
 async fn end_to_end(spec: KeySpec, alg: &str) {
     let moto = Moto::start();
     let (ssm, kms) = (ssm(&moto.url()), kms(&moto.url()));
@@ -119,6 +142,9 @@ async fn end_to_end(spec: KeySpec, alg: &str) {
             signed_by_kms_key(&kms, &key, &token).await,
             "{id}: not signed by the KMS key"
         );
+        iam_verdict(&server.url, &token)
+            .await
+            .unwrap_or_else(|e| panic!("{id}: IAM would refuse the KMS-signed token: {e}"));
         // By id too.
         server.exchange_ok(&token_for(issuer, AUD), Some(id)).await;
     }
@@ -559,6 +585,13 @@ async fn rotation_with_overlap_through_the_keys_parameter() {
         verify(&after, &jwks, &server.url, STS).expect("new token against the JWKS");
         verify(&before, &jwks, &server.url, STS)
             .expect("a token of the previous key must verify until it is retired");
+        // IAM accepts both during the overlap.
+        iam_verdict(&server.url, &after)
+            .await
+            .expect("IAM, new key");
+        iam_verdict(&server.url, &before)
+            .await
+            .expect("IAM, previous key during the overlap");
 
         // Retire the old key, named by its bare key id this time.
         let bare_id = old.rsplit('/').next().unwrap();
@@ -574,6 +607,11 @@ async fn rotation_with_overlap_through_the_keys_parameter() {
         let err = verify(&before, &jwks, &server.url, STS).unwrap_err();
         assert!(err.contains("not in the JWKS"), "{err}");
         verify(&after, &jwks, &server.url, STS).unwrap();
+        let refused = iam_verdict(&server.url, &before).await.unwrap_err();
+        assert!(refused.starts_with("InvalidIdentityToken"), "{refused}");
+        iam_verdict(&server.url, &after)
+            .await
+            .expect("IAM, new key after retirement");
 
         // The parameter holds ARNs, as the operator documentation says.
         let stored = ssm

@@ -6,8 +6,11 @@
 //! - `mapper check|test|new`: a mapper module checked and run as the server would, or a new
 //!   mapper crate written ([`mapper`], [`scaffold`]);
 //! - `mapper replay`: a mapper (and another to compare) over many claim sets ([`replay`]);
+//! - `credentials`: AWS credentials for a CI job from `POST /credentials`, printed for
+//!   `credential_process` ([`credentials`]);
 //! - `issuers check`: issuer entries checked offline as the registry loads them ([`issuers`]).
 
+pub mod credentials;
 pub mod demo;
 pub mod issuers;
 pub mod keys;
@@ -61,6 +64,45 @@ enum Command {
     Mapper {
         #[command(subcommand)]
         command: MapperCommand,
+    },
+    /// Get AWS credentials for a CI job from claimex (POST /credentials) and print them as
+    /// `credential_process` JSON (for `credential_process = claimex credentials ...` in
+    /// ~/.aws/config) or as `export` lines.
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["token_file", "token_env", "github_actions", "gitlab_ci"])))]
+    Credentials {
+        /// claimex's URL (its public_url).
+        #[arg(long, env = "CLAIMEX_URL")]
+        url: String,
+        /// The issuer entry of the job's id-token.
+        #[arg(long)]
+        issuer_id: String,
+        /// The role to assume (default: the entry's default_role_arn).
+        #[arg(long)]
+        role_arn: Option<String>,
+        /// The session length, seconds (900 to the entry's max_duration_seconds).
+        #[arg(long)]
+        duration_seconds: Option<u64>,
+        /// The session name (default: derived from the minted token's sub).
+        #[arg(long)]
+        role_session_name: Option<String>,
+        /// Read the id-token from this file.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Read the id-token from this environment variable.
+        #[arg(long)]
+        token_env: Option<String>,
+        /// Request the id-token from GitHub Actions (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN).
+        #[arg(long, requires = "audience")]
+        github_actions: bool,
+        /// Read the id-token GitLab CI put in CLAIMEX_ID_TOKEN (id_tokens: in .gitlab-ci.yml).
+        #[arg(long)]
+        gitlab_ci: bool,
+        /// With --github-actions: the audience to request (one the issuer entry accepts).
+        #[arg(long)]
+        audience: Option<String>,
+        /// `json` (credential_process, default) or `env` (export lines).
+        #[arg(long, default_value = "json", value_parser = ["json", "env"])]
+        format: String,
     },
     /// Check issuer entries offline.
     Issuers {
@@ -321,6 +363,40 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { command } => keys::run(command).await,
+        Command::Credentials {
+            url,
+            issuer_id,
+            role_arn,
+            duration_seconds,
+            role_session_name,
+            token_file,
+            token_env,
+            github_actions,
+            gitlab_ci: _,
+            audience,
+            format,
+        } => {
+            let source = match (token_file, token_env, github_actions) {
+                (Some(path), _, _) => credentials::TokenSource::File(path),
+                (None, Some(name), _) => credentials::TokenSource::Env(name),
+                (None, None, true) => credentials::TokenSource::GithubActions {
+                    audience: audience.unwrap_or_default(),
+                },
+                (None, None, false) => credentials::TokenSource::GitlabCi,
+            };
+            let out = credentials::run(&credentials::CredentialsInput {
+                url,
+                issuer_id,
+                role_arn,
+                duration_seconds,
+                role_session_name,
+                source,
+                env_format: format == "env",
+            })
+            .await?;
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Issuers {
             command:
                 IssuersCommand::Check {

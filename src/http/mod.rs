@@ -1,6 +1,8 @@
 //! The HTTP face of claimex (actix-web), thin over the core: one file per endpoint.
 //!
 //! - [`exchange`]: `POST /exchange[?issuerId=ID]`, an id-token in, a claimex JWT out;
+//! - [`credentials`]: `POST /credentials`, an id-token in, AWS credentials out (the exchange,
+//!   then an unsigned `AssumeRoleWithWebIdentity` with the token just minted);
 //! - [`provider`]: `GET /.well-known/openid-configuration` and `GET /.well-known/jwks.json`,
 //!   claimex as an OIDC provider, for IAM;
 //! - [`health`]: `GET /healthz`, readiness with the registry's and the signer's state;
@@ -12,11 +14,13 @@
 //! `Content-Length` above the cap is refused unread, and both refusals close the
 //! connection), and tokens are never echoed or logged.
 
+mod credentials;
 mod exchange;
 mod health;
 pub mod metrics;
 mod provider;
 
+pub use credentials::{credentials_body, credentials_query};
 pub use exchange::{issuer_id_from_query, token_from_body};
 
 use std::sync::Arc;
@@ -31,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use provider::discovery_document;
 
+use crate::credentials::RoleAssumer;
 use crate::error::{ExchangeError, ReasonCode, Refusal};
 use crate::exchange::Exchanger;
 use crate::metrics::Recorder;
@@ -48,6 +53,8 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// What the HTTP layer counts.
     pub counters: Arc<HttpCounters>,
+    /// `sts:AssumeRoleWithWebIdentity`, for `POST /credentials`.
+    pub assumer: Arc<dyn RoleAssumer>,
 }
 
 /// How the HTTP server treats clients: the `[http]` section.
@@ -102,6 +109,7 @@ pub fn status(refusal: Refusal) -> StatusCode {
             StatusCode::INTERNAL_SERVER_ERROR
         }
         Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::Upstream => StatusCode::BAD_GATEWAY,
     }
 }
 
@@ -139,8 +147,9 @@ pub fn error_response(error: &ExchangeError) -> HttpResponse {
 }
 
 /// The endpoints, relative to where they are mounted.
-const ENDPOINTS: [&str; 4] = [
+const ENDPOINTS: [&str; 5] = [
     "/exchange",
+    "/credentials",
     "/.well-known/openid-configuration",
     "/.well-known/jwks.json",
     "/healthz",
@@ -163,9 +172,10 @@ pub fn routes(path_prefix: &str) -> impl Fn(&mut web::ServiceConfig) + Clone + u
 
 fn endpoints(cfg: &mut web::ServiceConfig) {
     cfg.route(ENDPOINTS[0], web::post().to(exchange::exchange))
-        .route(ENDPOINTS[1], web::get().to(provider::discovery))
-        .route(ENDPOINTS[2], web::get().to(provider::jwks))
-        .route(ENDPOINTS[3], web::get().to(health::healthz));
+        .route(ENDPOINTS[1], web::post().to(credentials::credentials))
+        .route(ENDPOINTS[2], web::get().to(provider::discovery))
+        .route(ENDPOINTS[3], web::get().to(provider::jwks))
+        .route(ENDPOINTS[4], web::get().to(health::healthz));
 }
 
 async fn not_found(request: HttpRequest) -> HttpResponse {

@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 pub use spec::{EntryError, IssuerRules, IssuerSpec, valid_issuer_id, valid_sha256_hex};
 
+use crate::credentials::CredentialsPolicy;
 use crate::mapper::{ClaimsMapper, MapperLoader};
 use crate::mint::OutputPolicy;
 use crate::settings::{SettingError, range};
@@ -80,6 +81,8 @@ pub struct Issuer {
     pub subject: SubjectPolicy,
     /// What the outbound token may be.
     pub output: OutputPolicy,
+    /// Which roles `POST /credentials` may assume for this entry's callers.
+    pub credentials: CredentialsPolicy,
     /// The loaded mapper.
     pub mapper: Arc<dyn ClaimsMapper>,
     /// The mapper's configuration, serialized once.

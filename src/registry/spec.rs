@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Issuer, Shadow};
+use crate::credentials::CredentialsPolicy;
 use crate::mapper::{ConfigError, LoadError, MapperLoader, MapperRole};
 use crate::mint::{DEFAULT_AUDIENCE, OutputPolicy};
 use crate::subject::jwt::{OidcSpec, policy::SPEC_FIELDS as OIDC_FIELDS};
@@ -73,9 +74,19 @@ struct CommonSpec {
     /// The shadow mapper's own configuration (`null` when unset, as for `mapper_config`).
     #[serde(default)]
     shadow_mapper_config: Option<Value>,
+    /// `POST /credentials`: the role ARN patterns callers of this entry may assume (`*`,
+    /// `?`). Unset or empty: no AWS credentials for this entry.
+    #[serde(default)]
+    allowed_roles: Option<Vec<String>>,
+    /// `POST /credentials`: the role when the caller names none.
+    #[serde(default)]
+    default_role_arn: Option<String>,
+    /// `POST /credentials`: the longest session, seconds (900–43200, default 43200).
+    #[serde(default)]
+    max_duration_seconds: Option<u64>,
 }
 
-const COMMON_FIELDS: [&str; 9] = [
+const COMMON_FIELDS: [&str; 12] = [
     "kind",
     "mapper",
     "mapper_sha256",
@@ -85,6 +96,9 @@ const COMMON_FIELDS: [&str; 9] = [
     "shadow_mapper",
     "shadow_mapper_sha256",
     "shadow_mapper_config",
+    "allowed_roles",
+    "default_role_arn",
+    "max_duration_seconds",
 ];
 
 /// The fields of the entry's subject kind.
@@ -226,6 +240,11 @@ impl IssuerSpec {
             Some(s) => Some(Duration::from_secs(s)),
             None => None,
         };
+        let credentials = CredentialsPolicy::from_entry(
+            common.allowed_roles.clone(),
+            common.default_role_arn.clone(),
+            common.max_duration_seconds,
+        )?;
         let path = mapper_path(&rules.mapper_dir, &common.mapper);
         let mapper = loader
             .load(&path, common.mapper_sha256.as_deref())
@@ -251,6 +270,7 @@ impl IssuerSpec {
                 audiences,
                 token_lifetime,
             },
+            credentials,
             mapper,
             mapper_config,
             shadow,
@@ -421,6 +441,14 @@ pub(crate) mod tests {
                 "positive",
             ),
             (serde_json::json!([1]), "table"),
+            (
+                with("allowed_roles", serde_json::json!(["role/x"])),
+                "allowed_roles",
+            ),
+            (
+                with("max_duration_seconds", serde_json::json!(60)),
+                "max_duration_seconds",
+            ),
         ];
         for (json, needle) in cases {
             let err = spec(json.clone())

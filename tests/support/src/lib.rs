@@ -10,6 +10,7 @@
 //! | [`entries`] | issuer entries for the file registry (TOML) and the SSM registry (JSON) |
 //! | [`server`] | claimex itself: one builder, [`server::Claimex`], started in this process or as the real `claimex serve` binary in a child process |
 //! | [`client`] | the HTTP client side: `POST /exchange` and the answer, RFC 6749 errors |
+//! | [`iam`] | an IAM acceptance checker written from AWS's documentation: discovery and JWKS as IAM reads them, a token as `AssumeRoleWithWebIdentity` checks it, a small trust-policy condition set; answers STS's error code |
 //! | [`jwks`] | a relying party: discovery, then the JWKS, then the token's signature and claims |
 //! | [`moto`] | the AWS API emulator (`moto_server` through its Python shim), a loopback proxy that can cut or blackhole it, SDK clients pointed at it |
 //! | [`cli`] | the `claimex` command run with a clean environment and a deadline |
@@ -24,6 +25,7 @@ pub mod client;
 pub mod clock;
 pub mod entries;
 pub mod hostile;
+pub mod iam;
 pub mod issuer;
 pub mod jwks;
 pub mod mappers;
