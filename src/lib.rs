@@ -14,16 +14,21 @@
 //!    (`signer/local.rs`, `signer/kms.rs` or `signer/envelope.rs`);
 //! 5. [`http`] answers, and [`audit`] writes one line for the decision.
 //!
+//! `POST /credentials` (`http/credentials.rs`) runs the same exchange, then [`credentials`]
+//! checks the role against the issuer entry and its STS adapter (`credentials/sts.rs`) calls
+//! `AssumeRoleWithWebIdentity`, unsigned, with the token just minted.
+//!
 //! The modules, by layer (imports run down only):
 //!
 //! | layer | modules |
 //! |---|---|
-//! | entry | [`cli`] (serve, demo, keys, mapper), [`app`] (wiring), [`config`] (composes each part's settings) |
+//! | entry | [`cli`] (serve, demo, keys, mapper, issuers, credentials), [`app`] (wiring), [`config`] (composes each part's settings) |
 //! | faces | [`http`] (one file per endpoint) |
-//! | core, no I/O | [`exchange`] (the orchestrator), [`metrics`] (the recorder port), [`subject`] (kinds of credential), [`mapper`] (port + contract), [`mint`], [`signer`] (port, JWKs, rotation), [`registry`] (entries, snapshot), [`error`], [`audit`], [`settings`] |
-//! | adapters | `subject/jwt/issuer_keys.rs` (JWKS over HTTP), `mapper/wasm.rs` (wasmtime), `registry/{file,ssm}.rs`, `signer/{local,kms,envelope}.rs`, [`system`] (clock, random ids), [`aws`] (SDK clients), [`refresh`] (background reloads), `metrics/{prometheus,timed}.rs` (the Prometheus exporter, timing decorators), `mapper/shadow_runner.rs` (shadow comparisons off the response path) |
+//! | core, no I/O | [`exchange`] (the orchestrator), [`metrics`] (the recorder port), [`subject`] (kinds of credential), [`mapper`] (port + contract), [`mint`], [`credentials`] (the AWS credentials output: roles, durations, formats, the STS port), [`signer`] (port, JWKs, rotation), [`registry`] (entries, snapshot), [`error`], [`audit`], [`settings`] |
+//! | adapters | `subject/jwt/issuer_keys.rs` (JWKS over HTTP), `mapper/wasm.rs` (wasmtime), `registry/{file,ssm}.rs`, `signer/{local,kms,envelope}.rs`, [`system`] (clock, random ids), [`aws`] (SDK clients), `credentials/sts.rs` (unsigned `AssumeRoleWithWebIdentity`), [`refresh`] (background reloads), `metrics/{prometheus,timed}.rs` (the Prometheus exporter, timing decorators), `mapper/shadow_runner.rs` (shadow comparisons off the response path) |
 //!
-//! Adding a subject kind is a folder under `subject/`; an endpoint is a file under `http/`.
+//! Adding a subject kind is a folder under `subject/`; an output kind a module beside `mint/`
+//! with its adapter; an endpoint is a file under `http/`.
 
 pub mod app;
 pub mod audit;
