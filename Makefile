@@ -35,9 +35,11 @@ $(JS_MAPPER_GITHUB): mappers/js/github/mapper.js mappers/js/claimex.js mappers/j
 toolchain:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-## The Prometheus project's Python client, whose OpenMetrics parser tests/metrics.rs reads /metrics with.
+## The Prometheus project's Python client, whose OpenMetrics parser tests/metrics.rs reads /metrics with;
+## Authlib, the OAuth client library tests/token_endpoint.rs runs an RFC 8693 exchange with.
 pytools:
 	@python3 -c "import prometheus_client.openmetrics.parser" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check prometheus-client
+	@python3 -c "import authlib, requests" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check authlib requests
 
 ## The AWS API emulator used by tests/aws.rs.
 emulator:

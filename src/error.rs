@@ -23,6 +23,10 @@ pub enum ErrorCode {
     ServerError,
     /// A dependency (issuer keys, signing key) is unavailable for now.
     TemporarilyUnavailable,
+    /// `POST /token`: the grant type is not token exchange (RFC 6749 §5.2).
+    UnsupportedGrantType,
+    /// `POST /token`: the requested audience cannot be served (RFC 8693 §2.2.2).
+    InvalidTarget,
 }
 
 impl ErrorCode {
@@ -34,6 +38,8 @@ impl ErrorCode {
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidTarget => "invalid_target",
         }
     }
 }
@@ -61,6 +67,10 @@ pub enum Refusal {
     Unavailable,
     /// An internal error.
     Internal,
+    /// `POST /token`: a grant type other than token exchange.
+    UnsupportedGrant,
+    /// `POST /token`: an audience (or resource) the entry or its mapper does not allow.
+    InvalidTarget,
 }
 
 impl Refusal {
@@ -76,6 +86,8 @@ impl Refusal {
                 ErrorCode::ServerError
             }
             Refusal::Unavailable => ErrorCode::TemporarilyUnavailable,
+            Refusal::UnsupportedGrant => ErrorCode::UnsupportedGrantType,
+            Refusal::InvalidTarget => ErrorCode::InvalidTarget,
         }
     }
 
@@ -92,6 +104,8 @@ impl Refusal {
             Refusal::InvalidOutput => "invalid_output",
             Refusal::Unavailable => "unavailable",
             Refusal::Internal => "internal",
+            Refusal::UnsupportedGrant => "unsupported_grant",
+            Refusal::InvalidTarget => "invalid_target",
         }
     }
 }
@@ -144,6 +158,21 @@ reason_codes! {
     TokenInUrl = "token_in_url" => Malformed,
     /// claimex does not accept this kind of credential.
     UnsupportedSubjectKind = "unsupported_subject_kind" => Malformed,
+    /// `POST /token`: a required parameter is missing.
+    MissingParameter = "missing_parameter" => Malformed,
+    /// `POST /token`: the body is not `application/x-www-form-urlencoded`.
+    NotAForm = "not_a_form" => Malformed,
+    /// `POST /token`: `grant_type` is not `urn:ietf:params:oauth:grant-type:token-exchange`.
+    UnsupportedGrantType = "unsupported_grant_type" => UnsupportedGrant,
+    /// `POST /token`: `subject_token_type` is not one claimex reads.
+    UnsupportedTokenType = "unsupported_token_type" => Malformed,
+    /// `POST /token`: `requested_token_type` is not `urn:ietf:params:oauth:token-type:jwt`.
+    UnsupportedRequestedTokenType = "unsupported_requested_token_type" => Malformed,
+    /// `POST /token`: `actor_token` (delegation) is not supported.
+    ActorTokenUnsupported = "actor_token_unsupported" => Malformed,
+    /// `POST /token`: the `audience` is not among the entry's `output_audiences` or the
+    /// mapper's `aud`; or several audiences, or a `resource`, were asked for.
+    AudienceNotAllowed = "audience_not_allowed" => InvalidTarget,
     /// No issuer is registered with the `issuerId` given.
     UnknownIssuer = "unknown_issuer" => UnknownIssuer,
     /// Several issuers share the token's `iss`: name one with `issuerId`.
@@ -212,6 +241,8 @@ impl Refusal {
             Refusal::InvalidOutput => ReasonCode::InvalidMapperOutput,
             Refusal::Unavailable => ReasonCode::SigningUnavailable,
             Refusal::Internal => ReasonCode::InternalError,
+            Refusal::UnsupportedGrant => ReasonCode::UnsupportedGrantType,
+            Refusal::InvalidTarget => ReasonCode::AudienceNotAllowed,
         }
     }
 }
@@ -336,6 +367,8 @@ mod tests {
             Refusal::InvalidOutput,
             Refusal::Unavailable,
             Refusal::Internal,
+            Refusal::UnsupportedGrant,
+            Refusal::InvalidTarget,
         ] {
             assert_eq!(refusal.default_reason().refusal(), refusal);
         }

@@ -23,6 +23,9 @@
 //! | core, no I/O | [`exchange`] (the orchestrator), [`metrics`] (the recorder port), [`subject`] (kinds of credential), [`mapper`] (port + contract), [`mint`], [`signer`] (port, JWKs, rotation), [`registry`] (entries, snapshot), [`error`], [`audit`], [`settings`] |
 //! | adapters | `subject/jwt/issuer_keys.rs` (JWKS over HTTP), `mapper/wasm.rs` (wasmtime), `registry/{file,ssm}.rs`, `signer/{local,kms}.rs`, [`system`] (clock, random ids), [`aws`] (SDK clients), [`refresh`] (background reloads), `metrics/{prometheus,timed}.rs` (the Prometheus exporter, timing decorators), `mapper/shadow_runner.rs` (shadow comparisons off the response path) |
 //!
+//! `POST /token` (`http/token.rs`) is the same path spoken as RFC 8693 token exchange: it
+//! builds the same [`exchange::ExchangeRequest`] (with the requested `audience`).
+//!
 //! Adding a subject kind is a folder under `subject/`; an endpoint is a file under `http/`.
 
 pub mod app;
