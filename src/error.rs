@@ -213,6 +213,28 @@ reason_codes! {
     IssuerMismatch = "issuer_mismatch" => Unverified,
     /// `aud` names none of the issuer entry's `audiences`.
     AudienceMismatch = "audience_mismatch" => Unverified,
+    /// The signed AWS request (subject token) does not decode: not base64url JSON of the
+    /// documented shape, a header too long or given twice.
+    AwsRequestMalformed = "aws_request_malformed" => Malformed,
+    /// The signed AWS request is for an endpoint off the entry's `sts_endpoints`, or its
+    /// `Host` header differs from its URL.
+    StsEndpointNotAllowed = "sts_endpoint_not_allowed" => Unverified,
+    /// The signed AWS request is not `POST /` with body `Action=GetCallerIdentity&Version=2011-06-15`.
+    NotGetCallerIdentity = "not_get_caller_identity" => Unverified,
+    /// The `Authorization` header or `x-amz-date` is not SigV4 as claimex reads it.
+    AwsSignatureMalformed = "aws_signature_malformed" => Unverified,
+    /// `host`, `x-amz-date` or `x-claimex-server-id` is not signed (or a signed header is absent).
+    UnsignedRequiredHeader = "unsigned_required_header" => Unverified,
+    /// The signed `x-claimex-server-id` is not this claimex's server id.
+    ServerIdMismatch = "server_id_mismatch" => Unverified,
+    /// `x-amz-date` is more than 15 minutes from claimex's clock.
+    AwsRequestExpired = "aws_request_expired" => Unverified,
+    /// This signed AWS request was already redeemed.
+    AwsRequestReplayed = "aws_request_replayed" => Unverified,
+    /// STS refused the signed request (its error code is in the description).
+    StsRefused = "sts_refused" => Unverified,
+    /// STS confirmed an identity of an account the entry does not accept.
+    AwsAccountNotAllowed = "aws_account_not_allowed" => Unverified,
     /// The mapper denied without a usable code (never sent: a denial carries the mapper's).
     AccessDenied = "access_denied" => Denied,
     /// The mapper failed: an error, a trap, its deadline, its memory cap, its output cap.
@@ -223,6 +245,8 @@ reason_codes! {
     IssuerKeysUnavailable = "issuer_keys_unavailable" => Unavailable,
     /// The signing key cannot be used now (KMS unreachable, throttled, disabled).
     SigningUnavailable = "signing_unavailable" => Unavailable,
+    /// STS cannot be reached now.
+    StsUnavailable = "sts_unavailable" => Unavailable,
     /// claimex failed.
     InternalError = "internal_error" => Internal,
 }

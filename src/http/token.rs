@@ -181,6 +181,10 @@ pub fn parse_token_request(query: &str, body: &[u8]) -> Result<TokenRequest, Exc
 pub const SUBJECT_TOKEN_TYPES: &[(&str, SubjectKind)] = &[
     (JWT_TOKEN_TYPE, SubjectKind::Oidc),
     (ID_TOKEN_TYPE, SubjectKind::Oidc),
+    (
+        crate::subject::aws_iam::AWS4_REQUEST_TOKEN_TYPE,
+        SubjectKind::AwsIam,
+    ),
 ];
 
 fn subject_kind(token_type: &str) -> Option<SubjectKind> {
