@@ -1,4 +1,4 @@
-//! The identity STS confirmed, and the claims the mapper sees for it: the ARN, account and
+//! The identity STS confirmed, and the claims the mapper sees for it: the ARN (also as `sub`), account and
 //! user id as STS gave them, and what the ARN says (principal type, role and session name,
 //! user name), with the region of the signature and the STS endpoint called.
 
@@ -66,6 +66,7 @@ impl CallerIdentity {
     pub fn claims(&self, request: &SignedRequest) -> Value {
         let p = principal(&self.arn);
         json!({
+            "sub": self.arn,
             "arn": self.arn,
             "account": self.account,
             "user_id": self.user_id,

@@ -114,18 +114,45 @@ fn parse_identity(xml: &str) -> Option<CallerIdentity> {
         .then_some(identity)
 }
 
-/// The `Code` of an `ErrorResponse`, when it is a plain identifier.
+/// The `Code` of an `ErrorResponse`, when it is a plain identifier: STS's
+/// `ErrorResponse/Error/Code`, or the `ErrorResponse/Errors/Error/Code` of other Query
+/// services (and the emulator).
 fn parse_error_code(xml: &str) -> Option<String> {
-    let found = fields(xml, "ErrorResponse", "Error")?;
-    found
-        .into_iter()
-        .find(|(k, _)| k == "Code")
-        .map(|(_, v)| v.trim().chars().take(64).collect::<String>())
+    let mut doc = Document::new(xml);
+    let mut root = doc.root_element().ok()?;
+    if root.start_el().local() != "ErrorResponse" {
+        return None;
+    }
+    let mut code = None;
+    while let Some(mut child) = root.next_tag() {
+        match child.start_el().local() {
+            "Error" => code = code.or_else(|| code_of(&mut child)),
+            "Errors" => {
+                while let Some(mut error) = child.next_tag() {
+                    if error.start_el().local() == "Error" {
+                        code = code.or_else(|| code_of(&mut error));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    code.map(|c| c.trim().chars().take(64).collect::<String>())
         .filter(|c| {
             !c.is_empty()
                 && c.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
         })
+}
+
+fn code_of(error: &mut aws_smithy_xml::decode::ScopedDecoder<'_, '_>) -> Option<String> {
+    let mut code = None;
+    while let Some(mut leaf) = error.next_tag() {
+        if leaf.start_el().local() == "Code" {
+            code = try_data(&mut leaf).ok().map(|c| c.into_owned());
+        }
+    }
+    code
 }
 
 #[cfg(test)]
@@ -155,6 +182,16 @@ mod tests {
             Some("SignatureDoesNotMatch")
         );
         assert!(parse_identity(err).is_none());
+        let wrapped = r#"<?xml version="1.0" encoding="utf-8"?>
+<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>m</Message><Type>Sender</Type></Error></Errors></ErrorResponse>"#;
+        assert_eq!(
+            parse_error_code(wrapped).as_deref(),
+            Some("InvalidClientTokenId")
+        );
+        assert_eq!(
+            parse_error_code("<ErrorResponse><Error><Code>a b</Code></Error></ErrorResponse>"),
+            None
+        );
         assert!(parse_identity("not xml").is_none());
         assert!(parse_identity("<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>a</Arn></GetCallerIdentityResult></GetCallerIdentityResponse>").is_none());
     }

@@ -12,6 +12,7 @@
 //! | [`client`] | the HTTP client side: `POST /exchange` and the answer, RFC 6749 errors |
 //! | [`jwks`] | a relying party: discovery, then the JWKS, then the token's signature and claims |
 //! | [`moto`] | the AWS API emulator (`moto_server` through its Python shim), a loopback proxy that can cut or blackhole it, SDK clients pointed at it |
+//! | [`sigv4`] | SigV4-signed AWS Query requests (`aws-sigv4`): IAM set-up calls, and the signed GetCallerIdentity a workload hands claimex as its `aws4_request` subject token |
 //! | [`cli`] | the `claimex` command run with a clean environment and a deadline |
 //! | [`clock`], [`net`] | `now()`, `wait_for`; `free_port()`, `port_open` |
 //!
@@ -30,6 +31,7 @@ pub mod mappers;
 pub mod moto;
 pub mod net;
 pub mod server;
+pub mod sigv4;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
