@@ -56,6 +56,8 @@ fn toml_inline(value: &serde_json::Value) -> String {
 }
 
 struct Setup {
+    /// An allowed STS endpoint where nothing listens (entry `aws-down`).
+    down: String,
     moto: Moto,
     claimex: InProcess,
     key: (String, String),
@@ -67,9 +69,13 @@ impl Setup {
         let moto = Moto::start_authenticated(3);
         let key = moto::create_user_with_key(&moto.url(), "workload").await;
         let sts = moto.url();
-        let issuers = entry("aws", ACCOUNT, &sts) + &entry("aws-other", "111111111111", &sts);
+        let down = format!("http://127.0.0.1:{}", claimex_testkit::free_port());
+        let issuers = entry("aws", ACCOUNT, &sts)
+            + &entry("aws-other", "111111111111", &sts)
+            + &entry("aws-down", ACCOUNT, &down);
         let claimex = Claimex::new().issuers(&issuers).settings(FAST).start();
         Setup {
+            down,
             moto,
             claimex,
             key,
@@ -164,6 +170,34 @@ async fn a_signed_get_caller_identity_becomes_a_claimex_jwt_once() {
 }
 
 #[tokio::test]
+async fn the_python_botocore_example_gets_a_token() {
+    let setup = Setup::start().await;
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/aws_token.py");
+    let out = std::process::Command::new(moto::python())
+        .args([example, &setup.claimex.url, "aws"])
+        .env("AWS_ACCESS_KEY_ID", &setup.key.0)
+        .env("AWS_SECRET_ACCESS_KEY", &setup.key.1)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_DEFAULT_REGION", moto::REGION)
+        .env("AWS_ENDPOINT_URL_STS", setup.moto.url())
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "examples/aws_token.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let claims = jwks::verify_at(&setup.claimex.url, token.trim()).await;
+    assert_eq!(
+        claims["sub"],
+        format!("arn:aws:iam::{ACCOUNT}:user/workload")
+    );
+}
+
+#[tokio::test]
 async fn tampered_or_misbound_requests_are_refused_and_nothing_leaves_the_allow_list() {
     let setup = Setup::start().await;
     let (elsewhere, connections) = counting_listener().await;
@@ -243,6 +277,17 @@ async fn tampered_or_misbound_requests_are_refused_and_nothing_leaves_the_allow_
     let answer = setup.exchange("aws-other", &setup.good().token()).await;
     answer.assert_error(400, "invalid_grant");
     assert_eq!(answer.json()["reason_code"], "aws_account_not_allowed");
+
+    // STS unreachable: 503 with Retry-After.
+    let signed = setup.sign(
+        &format!("{}/", setup.down),
+        Some(&server_id),
+        SystemTime::now(),
+    );
+    let answer = setup.exchange("aws-down", &signed.token()).await;
+    answer.assert_error(503, "temporarily_unavailable");
+    assert_eq!(answer.json()["reason_code"], "sts_unavailable");
+    assert_eq!(answer.retry_after.as_deref(), Some("5"));
 
     // Not the encoding.
     setup
