@@ -198,6 +198,74 @@ async fn the_python_botocore_example_gets_a_token() {
 }
 
 #[tokio::test]
+async fn claimex_token_aws_signs_with_the_credential_chain() {
+    let setup = Setup::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("token.jwt");
+    let run = |extra: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_claimex"));
+        command
+            .args([
+                "token",
+                "aws",
+                "--url",
+                &setup.claimex.url,
+                "--issuer-id",
+                "aws",
+            ])
+            .args(extra)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AWS_ACCESS_KEY_ID", &setup.key.0)
+            .env("AWS_SECRET_ACCESS_KEY", &setup.key.1)
+            .env("AWS_REGION", moto::REGION)
+            .env("AWS_CONFIG_FILE", dir.path().join("none"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL_STS", setup.moto.url())
+            .env("CLAIMEX_LOG", "off");
+        command.output().unwrap()
+    };
+    let out = run(&["--audience", jwks::STS]);
+    assert!(
+        out.status.success(),
+        "claimex token aws failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let claims = jwks::verify_at(&setup.claimex.url, token.trim()).await;
+    assert_eq!(
+        claims["sub"],
+        format!("arn:aws:iam::{ACCOUNT}:user/workload")
+    );
+
+    // Twice in a row (a fresh nonce each time), written to a private file.
+    let out = run(&["-o", out_file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(&out_file).unwrap();
+    jwks::verify_at(&setup.claimex.url, written.trim()).await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&out_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // A refusal: exit code 1 and the reason on stderr.
+    let out = run(&["--server-id", "https://other.example.com"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("server_id_mismatch"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
 async fn tampered_or_misbound_requests_are_refused_and_nothing_leaves_the_allow_list() {
     let setup = Setup::start().await;
     let (elsewhere, connections) = counting_listener().await;

@@ -6,7 +6,8 @@
 //! - `mapper check|test|new`: a mapper module checked and run as the server would, or a new
 //!   mapper crate written ([`mapper`], [`scaffold`]);
 //! - `mapper replay`: a mapper (and another to compare) over many claim sets ([`replay`]);
-//! - `issuers check`: issuer entries checked offline as the registry loads them ([`issuers`]).
+//! - `issuers check`: issuer entries checked offline as the registry loads them ([`issuers`]);
+//! - `token aws`: a claimex JWT for this AWS identity, over `POST /token` ([`token`]).
 
 pub mod demo;
 pub mod issuers;
@@ -15,6 +16,7 @@ mod log;
 pub mod mapper;
 pub mod replay;
 pub mod scaffold;
+pub mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,6 +69,18 @@ enum Command {
         #[command(subcommand)]
         command: IssuersCommand,
     },
+    /// Get a claimex token as a client.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Sign sts:GetCallerIdentity with the AWS credential chain and exchange it at --url's
+    /// POST /token (the credentials never leave this process); print or write the JWT.
+    Aws(token::AwsArgs),
 }
 
 #[derive(Subcommand)]
@@ -280,6 +294,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { command } => keys::run(command).await,
+        Command::Token {
+            command: TokenCommand::Aws(args),
+        } => token::aws(args).await,
         Command::Issuers {
             command:
                 IssuersCommand::Check {
