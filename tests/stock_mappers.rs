@@ -279,4 +279,14 @@ fn the_rules_mapper_maps_aws_identities() {
         host_outcome(claimex_mapper_rules::map, validate, &user, &config),
         Ok(false)
     );
+    // deploy/lambda/template.yaml's registration: any identity, tags when the ARN has them.
+    let any = json!({"rules": [{"name": "any-identity-of-these-accounts", "when": {},
+        "tags": {"role": "role_name", "session": "session_name"}}]});
+    for identity in [&role, &user] {
+        assert_eq!(
+            host_outcome(claimex_mapper_rules::map, validate, identity, &any),
+            Ok(true),
+            "{identity:?}"
+        );
+    }
 }

@@ -34,6 +34,24 @@ pub const MAX_HEADER_VALUE: usize = 4096;
 /// The longest body, bytes.
 pub const MAX_BODY: usize = 256;
 
+/// Headers about the connection, not the request: never forwarded, so refused.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "proxy-authorization",
+    "proxy-connection",
+];
+
+/// Whether `b` may appear in an HTTP header name (RFC 9110 §5.6.2 `tchar`).
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// The request as the caller encoded it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,7 +156,7 @@ pub fn check(
     for h in &headers {
         if h.key.is_empty()
             || h.key.len() > MAX_HEADER_NAME
-            || !h.key.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+            || !h.key.bytes().all(is_token_char)
             || h.value.len() > MAX_HEADER_VALUE
             || !h
                 .value
@@ -149,7 +167,16 @@ pub fn check(
                 "a header of the signed request is empty, too long (name {MAX_HEADER_NAME}, value {MAX_HEADER_VALUE} bytes) or not visible ASCII"
             )));
         }
-        if !names.insert(h.key.to_ascii_lowercase()) {
+        let lower = h.key.to_ascii_lowercase();
+        if HOP_BY_HOP.contains(&lower.as_str())
+            || (lower == "content-length" && h.value.trim() != encoded.body.len().to_string())
+        {
+            return Err(malformed(format!(
+                "the signed request may not carry the header {:?} (hop-by-hop, or a wrong content-length)",
+                h.key
+            )));
+        }
+        if !names.insert(lower) {
             return Err(malformed(format!(
                 "the header {:?} is given twice",
                 h.key.chars().take(64).collect::<String>()
@@ -495,6 +522,20 @@ mod tests {
             .unwrap()
             .push(serde_json::json!({"key": "host", "value": "sts.amazonaws.com"}));
         assert_eq!(code(v, NOW), "aws_request_malformed");
+        for (key, value) in [
+            ("Transfer-Encoding", "chunked"),
+            ("Connection", "close"),
+            ("Content-Length", "5"),
+            ("bad name", "1"),
+            ("x(y)", "1"),
+        ] {
+            let mut v = request();
+            header(&mut v, key, value);
+            assert_eq!(code(v, NOW), "aws_request_malformed", "{key}");
+        }
+        let mut v = request();
+        header(&mut v, "Content-Length", "43");
+        assert!(check(&encode(&v), &policy(), "https://claimex.example.com", NOW).is_ok());
         let mut v = request();
         header(&mut v, "x-big", &"a".repeat(MAX_HEADER_VALUE + 1));
         assert_eq!(code(v, NOW), "aws_request_malformed");
