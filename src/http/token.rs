@@ -415,6 +415,17 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any query and form body parse to a request or a typed refusal, never a panic, and
+        /// a refusal never quotes the subject token.
+        #[test]
+        fn any_form_is_parsed_or_refused(query in ".{0,80}", body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            if let Err(e) = parse_token_request(&query, &body) {
+                proptest::prop_assert!(!e.description.is_empty());
+            }
+        }
+    }
+
     #[test]
     fn form_content_types() {
         assert!(names_form("application/x-www-form-urlencoded"));

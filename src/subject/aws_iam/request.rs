@@ -555,6 +555,34 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any subject token, raw or as the JSON shape with arbitrary members, is refused with
+        /// a typed reason or accepted; never a panic.
+        #[test]
+        fn any_input_is_refused_or_accepted_without_panic(
+            raw in ".{0,200}",
+            url in ".{0,40}",
+            method in "POST|GET|.{0,5}",
+            keys in proptest::collection::vec("[ -~]{0,20}", 0..6),
+            values in proptest::collection::vec("[ -~]{0,60}", 0..6),
+            body in ".{0,60}",
+            now in 0u64..4_000_000_000,
+        ) {
+            let _ = check(&raw, &policy(), "https://claimex.example.com", now);
+            let headers: Vec<_> = keys.iter().zip(values.iter())
+                .map(|(k, v)| serde_json::json!({"key": k, "value": v})).collect();
+            let mut v = request();
+            v["url"] = url.into();
+            v["method"] = method.into();
+            v["body"] = body.into();
+            v["headers"].as_array_mut().unwrap().extend(headers);
+            if let Err(e) = check(&encode(&v), &policy(), "https://claimex.example.com", now) {
+                proptest::prop_assert!(!e.description.contains(SIG));
+            }
+            let _ = parse_amz_date(&raw);
+        }
+    }
+
     #[test]
     fn refusals_never_quote_the_signature() {
         let mut v = request();
