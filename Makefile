@@ -36,10 +36,13 @@ toolchain:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
 ## The Prometheus project's Python client, whose OpenMetrics parser tests/metrics.rs reads /metrics with;
-## boto3 (botocore), which tests/credentials.rs has run `claimex credentials` as a credential_process.
+## prometheus-client (tests/metrics.rs parses /metrics with it), boto3 (tests/credentials.rs runs
+## `claimex credentials` as its credential_process), Authlib (tests/token_endpoint.rs runs an RFC 8693
+## exchange with it).
 pytools:
 	@python3 -c "import prometheus_client.openmetrics.parser" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check prometheus-client
 	@python3 -c "import boto3" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check boto3
+	@python3 -c "import authlib, requests" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check authlib requests
 
 ## The AWS API emulator used by tests/aws.rs.
 emulator:

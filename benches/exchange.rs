@@ -57,6 +57,7 @@ fn oidc_request<'a>(token: &'a str, issuer_id: Option<&'a str>) -> ExchangeReque
         kind: SubjectKind::Oidc,
         credential: token,
         issuer_id,
+        audience: None,
     }
 }
 

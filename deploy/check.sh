@@ -137,6 +137,17 @@ for path in sorted(glob.glob("examples/issuers/*.json")):
     if not isinstance(v, dict):
         continue
     issuers[os.path.basename(path)[:-5]] = v
+    if v.get("kind") == "aws-iam":
+        if not v.get("accounts") or not all(re.fullmatch(r"[0-9]{12}", str(a)) for a in v["accounts"]):
+            err(f"{path}: accounts must be a non-empty list of 12-digit AWS account ids")
+        if not all(re.fullmatch(r"https://[^/?#]+/?", str(e)) for e in v.get("sts_endpoints", [])):
+            err(f"{path}: sts_endpoints must be https origins")
+        if not str(v.get("mapper", "")).endswith(".wasm") or "/" in str(v.get("mapper", "")):
+            err(f"{path}: mapper must be a .wasm file name relative to CLAIMEX_MAPPER__DIR")
+        unknown = set(v) - {"kind", "accounts", "sts_endpoints", "server_id", "mapper", "mapper_sha256", "mapper_config", "output_audiences", "token_lifetime_secs"}
+        if unknown:
+            err(f"{path}: unknown keys {sorted(unknown)}")
+        continue
     if not re.fullmatch(r"https://[^/?#:]+(/[^?#]*)?", str(v.get("issuer", ""))):
         err(f"{path}: issuer must be an https URL")
     if not v.get("audiences") or not all(isinstance(a, str) and a for a in v["audiences"]):

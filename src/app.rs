@@ -29,6 +29,7 @@ use crate::signer::kms::KmsKeyStore;
 use crate::signer::local::{self, LocalKeyStore};
 use crate::signer::{KeyStore, SignerBackend};
 use crate::subject::SubjectVerifier;
+use crate::subject::aws_iam::{AwsIamVerifier, HttpSts};
 use crate::subject::jwt::JwtVerifier;
 use crate::subject::jwt::issuer_keys::HttpIssuerKeys;
 use crate::system::{RandomIds, SystemClock};
@@ -160,9 +161,16 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             key_ages(keys, registry.clone()),
         );
     }
+    let mut aws_iam: Arc<dyn SubjectVerifier> = Arc::new(AwsIamVerifier::new(
+        Arc::new(HttpSts::new().context("cannot build the HTTP client for STS")?),
+        &config.public_url,
+    ));
+    if metrics.is_some() {
+        aws_iam = Arc::new(TimedVerifier::new(aws_iam, recorder.clone()));
+    }
     let ports = Ports {
         registry,
-        subjects: vec![oidc],
+        subjects: vec![oidc, aws_iam],
         signer,
         clock: Arc::new(SystemClock),
         ids: Arc::new(RandomIds),

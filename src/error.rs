@@ -23,6 +23,10 @@ pub enum ErrorCode {
     ServerError,
     /// A dependency (issuer keys, signing key) is unavailable for now.
     TemporarilyUnavailable,
+    /// `POST /token`: the grant type is not token exchange (RFC 6749 §5.2).
+    UnsupportedGrantType,
+    /// `POST /token`: the requested audience cannot be served (RFC 8693 §2.2.2).
+    InvalidTarget,
 }
 
 impl ErrorCode {
@@ -34,6 +38,8 @@ impl ErrorCode {
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidTarget => "invalid_target",
         }
     }
 }
@@ -64,6 +70,10 @@ pub enum Refusal {
     Upstream,
     /// An internal error.
     Internal,
+    /// `POST /token`: a grant type other than token exchange.
+    UnsupportedGrant,
+    /// `POST /token`: an audience (or resource) the entry or its mapper does not allow.
+    InvalidTarget,
 }
 
 impl Refusal {
@@ -80,6 +90,8 @@ impl Refusal {
             | Refusal::Upstream
             | Refusal::Internal => ErrorCode::ServerError,
             Refusal::Unavailable => ErrorCode::TemporarilyUnavailable,
+            Refusal::UnsupportedGrant => ErrorCode::UnsupportedGrantType,
+            Refusal::InvalidTarget => ErrorCode::InvalidTarget,
         }
     }
 
@@ -97,6 +109,8 @@ impl Refusal {
             Refusal::Unavailable => "unavailable",
             Refusal::Upstream => "upstream",
             Refusal::Internal => "internal",
+            Refusal::UnsupportedGrant => "unsupported_grant",
+            Refusal::InvalidTarget => "invalid_target",
         }
     }
 }
@@ -149,6 +163,21 @@ reason_codes! {
     TokenInUrl = "token_in_url" => Malformed,
     /// claimex does not accept this kind of credential.
     UnsupportedSubjectKind = "unsupported_subject_kind" => Malformed,
+    /// `POST /token`: a required parameter is missing.
+    MissingParameter = "missing_parameter" => Malformed,
+    /// `POST /token`: the body is not `application/x-www-form-urlencoded`.
+    NotAForm = "not_a_form" => Malformed,
+    /// `POST /token`: `grant_type` is not `urn:ietf:params:oauth:grant-type:token-exchange`.
+    UnsupportedGrantType = "unsupported_grant_type" => UnsupportedGrant,
+    /// `POST /token`: `subject_token_type` is not one claimex reads.
+    UnsupportedTokenType = "unsupported_token_type" => Malformed,
+    /// `POST /token`: `requested_token_type` is not `urn:ietf:params:oauth:token-type:jwt`.
+    UnsupportedRequestedTokenType = "unsupported_requested_token_type" => Malformed,
+    /// `POST /token`: `actor_token` (delegation) is not supported.
+    ActorTokenUnsupported = "actor_token_unsupported" => Malformed,
+    /// `POST /token`: the `audience` is not among the entry's `output_audiences` or the
+    /// mapper's `aud`; or several audiences, or a `resource`, were asked for.
+    AudienceNotAllowed = "audience_not_allowed" => InvalidTarget,
     /// No issuer is registered with the `issuerId` given.
     UnknownIssuer = "unknown_issuer" => UnknownIssuer,
     /// Several issuers share the token's `iss`: name one with `issuerId`.
@@ -189,6 +218,29 @@ reason_codes! {
     IssuerMismatch = "issuer_mismatch" => Unverified,
     /// `aud` names none of the issuer entry's `audiences`.
     AudienceMismatch = "audience_mismatch" => Unverified,
+    /// The signed AWS request (subject token) does not decode: not base64url JSON of the
+    /// documented shape, a header too long or given twice.
+    AwsRequestMalformed = "aws_request_malformed" => Malformed,
+    /// The signed AWS request is for an endpoint off the entry's `sts_endpoints`, or its
+    /// `Host` header differs from its URL.
+    StsEndpointNotAllowed = "sts_endpoint_not_allowed" => Unverified,
+    /// The signed AWS request is not `POST /` with body `Action=GetCallerIdentity&Version=2011-06-15`.
+    NotGetCallerIdentity = "not_get_caller_identity" => Unverified,
+    /// The `Authorization` header or `x-amz-date` is not SigV4 as claimex reads it.
+    AwsSignatureMalformed = "aws_signature_malformed" => Unverified,
+    /// `host`, `x-amz-date` or `x-claimex-server-id` is not signed (or a signed header is absent).
+    UnsignedRequiredHeader = "unsigned_required_header" => Unverified,
+    /// The signed `x-claimex-server-id` is not this claimex's server id.
+    ServerIdMismatch = "server_id_mismatch" => Unverified,
+    /// `x-amz-date` is more than 15 minutes from claimex's clock.
+    AwsRequestExpired = "aws_request_expired" => Unverified,
+    /// This signed AWS request was already redeemed.
+    AwsRequestReplayed = "aws_request_replayed" => Unverified,
+    /// STS refused the caller's signed GetCallerIdentity (its error code is in the
+    /// description).
+    AwsIdentityRefused = "aws_identity_refused" => Unverified,
+    /// STS confirmed an identity of an account the entry does not accept.
+    AwsAccountNotAllowed = "aws_account_not_allowed" => Unverified,
     /// The mapper denied without a usable code (never sent: a denial carries the mapper's).
     AccessDenied = "access_denied" => Denied,
     /// The mapper failed: an error, a trap, its deadline, its memory cap, its output cap.
@@ -241,6 +293,8 @@ impl Refusal {
             Refusal::Unavailable => ReasonCode::SigningUnavailable,
             Refusal::Upstream => ReasonCode::StsRefused,
             Refusal::Internal => ReasonCode::InternalError,
+            Refusal::UnsupportedGrant => ReasonCode::UnsupportedGrantType,
+            Refusal::InvalidTarget => ReasonCode::AudienceNotAllowed,
         }
     }
 }
@@ -366,6 +420,8 @@ mod tests {
             Refusal::Unavailable,
             Refusal::Upstream,
             Refusal::Internal,
+            Refusal::UnsupportedGrant,
+            Refusal::InvalidTarget,
         ] {
             assert_eq!(refusal.default_reason().refusal(), refusal);
         }

@@ -40,6 +40,11 @@ pub struct ExchangeRequest<'a> {
     pub credential: &'a str,
     /// The issuer entry named by the caller, if any.
     pub issuer_id: Option<&'a str>,
+    /// The one audience the caller asks the token for (`POST /token`'s `audience`), if any:
+    /// it must be among the entry's output audiences and, when the mapper sets `aud`, among
+    /// the mapper's; the token then carries it alone. `None` (`/exchange`): the mapper's
+    /// `aud` as written, or the default.
+    pub audience: Option<&'a str>,
 }
 
 /// The server-wide settings of the exchange.
@@ -58,6 +63,8 @@ pub struct Exchanged {
     pub token: String,
     /// Its `exp`, seconds since the Unix epoch.
     pub expires_at: u64,
+    /// Its `iat`, seconds since the Unix epoch.
+    pub issued_at: u64,
 }
 
 /// The ports the exchange runs over.
@@ -175,6 +182,19 @@ impl Exchanger {
         audit.inbound_iss = verified.iss;
         audit.inbound_sub = verified.sub;
         audit.inbound_jti = verified.jti;
+        if let Some(audience) = request.audience
+            && !issuer.output.audiences.iter().any(|a| a == audience)
+        {
+            return Err(ExchangeError::coded(
+                ReasonCode::AudienceNotAllowed,
+                format!(
+                    "issuer {:?} may not mint for the audience {:?} (allowed: {})",
+                    issuer.id,
+                    truncate(audience, MAX_ID_CHARS * 4),
+                    issuer.output.audiences.join(", ")
+                ),
+            ));
+        }
 
         let outcome = issuer
             .mapper
@@ -203,7 +223,10 @@ impl Exchanger {
                 ],
             });
         }
-        let (_, checked) = mapped?;
+        let (_, mut checked) = mapped?;
+        if let Some(audience) = request.audience {
+            checked.narrow_audience(audience)?;
+        }
         audit.outbound_sub = Some(checked.sub.clone());
         audit.outbound_aud = checked.aud.clone();
         audit.tag_keys = checked
@@ -235,6 +258,7 @@ impl Exchanger {
         Ok(Exchanged {
             token,
             expires_at: stamp.exp,
+            issued_at: stamp.iat,
         })
     }
 

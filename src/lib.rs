@@ -22,10 +22,13 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | entry | [`cli`] (serve, demo, keys, mapper, issuers, credentials), [`app`] (wiring), [`config`] (composes each part's settings) |
+//! | entry | [`cli`] (serve, demo, keys, mapper, issuers, credentials, token), [`app`] (wiring), [`config`] (composes each part's settings) |
 //! | faces | [`http`] (one file per endpoint) |
-//! | core, no I/O | [`exchange`] (the orchestrator), [`metrics`] (the recorder port), [`subject`] (kinds of credential), [`mapper`] (port + contract), [`mint`], [`credentials`] (the AWS credentials output: roles, durations, formats, the STS port), [`signer`] (port, JWKs, rotation), [`registry`] (entries, snapshot), [`error`], [`audit`], [`settings`] |
-//! | adapters | `subject/jwt/issuer_keys.rs` (JWKS over HTTP), `mapper/wasm.rs` (wasmtime), `registry/{file,ssm}.rs`, `signer/{local,kms,envelope}.rs`, [`system`] (clock, random ids), [`aws`] (SDK clients), `credentials/sts.rs` (unsigned `AssumeRoleWithWebIdentity`), [`refresh`] (background reloads), `metrics/{prometheus,timed}.rs` (the Prometheus exporter, timing decorators), `mapper/shadow_runner.rs` (shadow comparisons off the response path) |
+//! | core, no I/O | [`exchange`] (the orchestrator), [`metrics`] (the recorder port), [`subject`] (kinds of credential: `oidc`, `aws-iam`), [`mapper`] (port + contract), [`mint`], [`credentials`] (the AWS credentials output: roles, durations, formats, the STS port), [`signer`] (port, JWKs, rotation), [`registry`] (entries, snapshot), [`error`], [`audit`], [`settings`] |
+//! | adapters | `subject/jwt/issuer_keys.rs` (JWKS over HTTP), `subject/aws_iam/sts.rs` (signed GetCallerIdentity replayed to STS), `mapper/wasm.rs` (wasmtime), `registry/{file,ssm}.rs`, `signer/{local,kms,envelope}.rs`, [`system`] (clock, random ids), [`aws`] (SDK clients), `credentials/sts.rs` (unsigned `AssumeRoleWithWebIdentity`), [`refresh`] (background reloads), `metrics/{prometheus,timed}.rs` (the Prometheus exporter, timing decorators), `mapper/shadow_runner.rs` (shadow comparisons off the response path) |
+//!
+//! `POST /token` (`http/token.rs`) is the same path spoken as RFC 8693 token exchange: it
+//! builds the same [`exchange::ExchangeRequest`] (with the requested `audience`).
 //!
 //! Adding a subject kind is a folder under `subject/`; an output kind a module beside `mint/`
 //! with its adapter; an endpoint is a file under `http/`.

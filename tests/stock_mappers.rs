@@ -230,3 +230,63 @@ fn workflow_names_with_the_reserved_prefix_are_exchanged() {
         assert_eq!(outcome, Ok(true), "{workflow:?}");
     }
 }
+
+/// AWS identities (issue 11) with the rules mapper as README's "From inside AWS" configures
+/// it: assumed roles named `deploy-*` are allowed, with tags from the role and session names.
+#[test]
+fn the_rules_mapper_maps_aws_identities() {
+    let config = json!({"rules": [{
+        "name": "deployers",
+        "when": {"principal_type": "assumed-role", "role_name": {"glob": "deploy-*"}},
+        "tags": {"role": "role_name", "session": "session_name"},
+    }]});
+    let identity = |arn: &str, kind: &str, role: Value, session: Value| -> Map<String, Value> {
+        serde_json::from_value(json!({
+            "sub": arn, "arn": arn, "account": "123456789012", "user_id": "AROAEXAMPLE:s",
+            "principal_type": kind, "role_name": role, "session_name": session,
+            "user_name": null, "region": "us-east-1", "sts_endpoint": "https://sts.amazonaws.com",
+        }))
+        .unwrap()
+    };
+    let validate: ValidateFn<claimex_mapper_rules::Config> = claimex_mapper::no_validation;
+    let role = identity(
+        "arn:aws:sts::123456789012:assumed-role/deploy-prod/ci-42",
+        "assumed-role",
+        json!("deploy-prod"),
+        json!("ci-42"),
+    );
+    assert_eq!(
+        host_outcome(claimex_mapper_rules::map, validate, &role, &config),
+        Ok(true)
+    );
+    let other = identity(
+        "arn:aws:sts::123456789012:assumed-role/admin/ci-42",
+        "assumed-role",
+        json!("admin"),
+        json!("ci-42"),
+    );
+    assert_eq!(
+        host_outcome(claimex_mapper_rules::map, validate, &other, &config),
+        Ok(false)
+    );
+    let user = identity(
+        "arn:aws:iam::123456789012:user/deploy-bot",
+        "user",
+        Value::Null,
+        Value::Null,
+    );
+    assert_eq!(
+        host_outcome(claimex_mapper_rules::map, validate, &user, &config),
+        Ok(false)
+    );
+    // deploy/lambda/template.yaml's registration: any identity, tags when the ARN has them.
+    let any = json!({"rules": [{"name": "any-identity-of-these-accounts", "when": {},
+        "tags": {"role": "role_name", "session": "session_name"}}]});
+    for identity in [&role, &user] {
+        assert_eq!(
+            host_outcome(claimex_mapper_rules::map, validate, identity, &any),
+            Ok(true),
+            "{identity:?}"
+        );
+    }
+}

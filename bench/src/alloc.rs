@@ -66,6 +66,7 @@ pub fn run(bench: &mut Bench, out: &mut Report) {
             kind: claimex::subject::SubjectKind::Oidc,
             credential: &token,
             issuer_id: Some("github"),
+            audience: None,
         };
         // A runtime of its own: the app's background tasks end with it.
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -8,7 +8,8 @@
 //! - `mapper replay`: a mapper (and another to compare) over many claim sets ([`replay`]);
 //! - `credentials`: AWS credentials for a CI job from `POST /credentials`, printed for
 //!   `credential_process` ([`credentials`]);
-//! - `issuers check`: issuer entries checked offline as the registry loads them ([`issuers`]).
+//! - `issuers check`: issuer entries checked offline as the registry loads them ([`issuers`]);
+//! - `token aws`: a claimex JWT for this AWS identity, over `POST /token` ([`token`]).
 
 pub mod credentials;
 pub mod demo;
@@ -18,6 +19,7 @@ mod log;
 pub mod mapper;
 pub mod replay;
 pub mod scaffold;
+pub mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -109,6 +111,18 @@ enum Command {
         #[command(subcommand)]
         command: IssuersCommand,
     },
+    /// Get a claimex token as a client.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Sign sts:GetCallerIdentity with the AWS credential chain and exchange it at --url's
+    /// POST /token (the credentials never leave this process); print or write the JWT.
+    Aws(token::AwsArgs),
 }
 
 #[derive(Subcommand)]
@@ -397,6 +411,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             print!("{out}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Token {
+            command: TokenCommand::Aws(args),
+        } => token::aws(args).await,
         Command::Issuers {
             command:
                 IssuersCommand::Check {

@@ -280,6 +280,7 @@ fn request(token: &str) -> ExchangeRequest<'_> {
         kind: SubjectKind::Oidc,
         credential: token,
         issuer_id: None,
+        audience: None,
     }
 }
 

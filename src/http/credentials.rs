@@ -266,6 +266,8 @@ async fn serve(
             kind: SubjectKind::Oidc,
             credential: token.trim(),
             issuer_id: query.issuer_id.as_deref(),
+            // The token goes to STS: the mapper's audience (`sts.amazonaws.com` by default).
+            audience: None,
         })
         .await;
     audit.emit(result.as_ref().map(drop));

@@ -117,6 +117,7 @@ pub(super) async fn exchange(
                     kind: SubjectKind::Oidc,
                     credential: token.trim(),
                     issuer_id: issuer_id.as_deref(),
+                    audience: None,
                 })
                 .await
         }

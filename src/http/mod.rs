@@ -3,6 +3,7 @@
 //! - [`exchange`]: `POST /exchange[?issuerId=ID]`, an id-token in, a claimex JWT out;
 //! - [`credentials`]: `POST /credentials`, an id-token in, AWS credentials out (the exchange,
 //!   then an unsigned `AssumeRoleWithWebIdentity` with the token just minted);
+//! - [`token`]: `POST /token`, the same exchange as RFC 8693 token exchange (form in, JSON out);
 //! - [`provider`]: `GET /.well-known/openid-configuration` and `GET /.well-known/jwks.json`,
 //!   claimex as an OIDC provider, for IAM;
 //! - [`health`]: `GET /healthz`, readiness with the registry's and the signer's state;
@@ -19,9 +20,14 @@ mod exchange;
 mod health;
 pub mod metrics;
 mod provider;
+mod token;
 
 pub use credentials::{credentials_body, credentials_query};
 pub use exchange::{issuer_id_from_query, token_from_body};
+pub use token::{
+    ID_TOKEN_TYPE, JWT_TOKEN_TYPE, SUBJECT_TOKEN_TYPES, TOKEN_EXCHANGE_GRANT, TokenRequest,
+    parse_token_request,
+};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,7 +108,10 @@ pub fn status(refusal: Refusal) -> StatusCode {
     match refusal {
         Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Refusal::TimedOut => StatusCode::REQUEST_TIMEOUT,
-        Refusal::Malformed | Refusal::UnknownIssuer => StatusCode::BAD_REQUEST,
+        Refusal::Malformed
+        | Refusal::UnknownIssuer
+        | Refusal::UnsupportedGrant
+        | Refusal::InvalidTarget => StatusCode::BAD_REQUEST,
         Refusal::Unverified => StatusCode::UNAUTHORIZED,
         Refusal::Denied => StatusCode::FORBIDDEN,
         Refusal::MapperFailed | Refusal::InvalidOutput | Refusal::Internal => {
@@ -147,12 +156,13 @@ pub fn error_response(error: &ExchangeError) -> HttpResponse {
 }
 
 /// The endpoints, relative to where they are mounted.
-const ENDPOINTS: [&str; 5] = [
+const ENDPOINTS: [&str; 6] = [
     "/exchange",
     "/credentials",
     "/.well-known/openid-configuration",
     "/.well-known/jwks.json",
     "/healthz",
+    "/token",
 ];
 
 /// Registers the routes at the root and, when `public_url` has a path (`/tenant`), under it
@@ -175,7 +185,8 @@ fn endpoints(cfg: &mut web::ServiceConfig) {
         .route(ENDPOINTS[1], web::post().to(credentials::credentials))
         .route(ENDPOINTS[2], web::get().to(provider::discovery))
         .route(ENDPOINTS[3], web::get().to(provider::jwks))
-        .route(ENDPOINTS[4], web::get().to(health::healthz));
+        .route(ENDPOINTS[4], web::get().to(health::healthz))
+        .route(ENDPOINTS[5], web::post().to(token::token));
 }
 
 async fn not_found(request: HttpRequest) -> HttpResponse {
@@ -183,7 +194,7 @@ async fn not_found(request: HttpRequest) -> HttpResponse {
     let text = if known {
         format!("method {} is not allowed here", request.method())
     } else {
-        "no such endpoint; claimex serves POST /exchange".to_owned()
+        "no such endpoint; claimex serves POST /exchange and POST /token".to_owned()
     };
     let status = if known {
         StatusCode::METHOD_NOT_ALLOWED

@@ -21,6 +21,8 @@ pub fn discovery_document(exchanger: &Exchanger) -> serde_json::Value {
     serde_json::json!({
         "issuer": url,
         "jwks_uri": format!("{url}/.well-known/jwks.json"),
+        "token_endpoint": format!("{url}/token"),
+        "grant_types_supported": [super::TOKEN_EXCHANGE_GRANT],
         "response_types_supported": ["id_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,

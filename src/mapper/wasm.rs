@@ -766,6 +766,7 @@ impl ClaimsMapper for WasmMapper {
         let wire = guest::Request {
             subject_kind: match request.subject_kind {
                 SubjectKind::Oidc => guest::SubjectKind::Oidc,
+                SubjectKind::AwsIam => guest::SubjectKind::AwsIam,
             },
             issuer_id: request.issuer_id.to_owned(),
             issuer_url: request.issuer_url.to_owned(),

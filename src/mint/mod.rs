@@ -238,6 +238,31 @@ mod tests {
     }
 
     #[test]
+    fn a_requested_audience_narrows_aud() {
+        let stamp = Stamp::new("https://claimex", 1, Duration::from_secs(1), "j".into());
+        // No aud from the mapper: the requested one replaces the default.
+        let mut checked = check(json!({"sub": "subject", "n": 1})).unwrap();
+        checked.narrow_audience("other").unwrap();
+        let payload: Value = serde_json::from_str(&checked.payload_json(&stamp)).unwrap();
+        assert_eq!(payload["aud"], "other");
+        assert_eq!(payload["n"], 1);
+        // The mapper's list: narrowed to the requested one, the rest as written.
+        let mut checked =
+            check(json!({"aud": ["other", "sts.amazonaws.com"], "sub": "subject"})).unwrap();
+        checked.narrow_audience("sts.amazonaws.com").unwrap();
+        let text = checked.payload_json(&stamp);
+        assert!(
+            text.ends_with(r#""sub":"subject","aud":"sts.amazonaws.com"}"#),
+            "{text}"
+        );
+        assert_eq!(checked.aud, vec!["sts.amazonaws.com"]);
+        // Not among the mapper's: invalid_target.
+        let mut checked = check(json!({"sub": "subject", "aud": "other"})).unwrap();
+        let err = checked.narrow_audience("sts.amazonaws.com").unwrap_err();
+        assert_eq!(err.code().as_str(), "invalid_target");
+    }
+
+    #[test]
     fn refuses_oversized_tokens() {
         let checked = check(json!({"sub": "subject", "big": "x".repeat(MAX_TOKEN_CHARS)})).unwrap();
         let stamp = Stamp::new("https://claimex", 0, Duration::from_secs(1), "j".into());

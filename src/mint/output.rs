@@ -10,7 +10,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::{DEFAULT_AUDIENCE, MAX_SUB_CHARS, MIN_SUB_CHARS, OutputPolicy, RESERVED_CLAIMS, Stamp};
-use crate::error::{ExchangeError, Refusal};
+use crate::error::{ExchangeError, ReasonCode, Refusal};
 
 fn invalid(description: impl Into<String>) -> ExchangeError {
     ExchangeError::new(Refusal::InvalidOutput, description)
@@ -65,6 +65,81 @@ impl CheckedClaims {
         out.push('}');
         out
     }
+}
+
+impl CheckedClaims {
+    /// Narrows the outbound audience to `audience` alone (`POST /token`'s `audience`, already
+    /// checked against the entry's output audiences): allowed when the mapper set no `aud`,
+    /// or set one that includes it. The mapper's other members stay as written.
+    pub fn narrow_audience(&mut self, audience: &str) -> Result<(), ExchangeError> {
+        if !self.default_aud && !self.aud.iter().any(|a| a == audience) {
+            return Err(ExchangeError::coded(
+                ReasonCode::AudienceNotAllowed,
+                format!(
+                    "the mapper grants the audiences {} only, not the one requested",
+                    self.aud.join(", ")
+                ),
+            ));
+        }
+        if !self.default_aud {
+            self.members = members_without_aud(&self.members)?;
+        }
+        // A string always serializes.
+        let aud = Value::from(audience).to_string();
+        if self.members.is_empty() {
+            self.members = format!(r#""aud":{aud}"#);
+        } else {
+            self.members.push_str(&format!(r#","aud":{aud}"#));
+        }
+        self.default_aud = false;
+        self.aud = vec![audience.to_owned()];
+        Ok(())
+    }
+}
+
+/// The checked members of a mapper's object, without its `aud`: names re-encoded, values as
+/// written.
+fn members_without_aud(members: &str) -> Result<String, ExchangeError> {
+    struct All<'a>(Vec<(MemberName<'a>, &'a RawValue)>);
+    impl<'de> serde::Deserialize<'de> for All<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = All<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON object of claims")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<All<'de>, A::Error> {
+                    let mut all = Vec::new();
+                    while let Some(name) = map.next_key::<MemberName<'de>>()? {
+                        all.push((name, map.next_value::<&'de RawValue>()?));
+                    }
+                    Ok(All(all))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    let object = format!("{{{members}}}");
+    let All(all) = serde_json::from_str(&object).map_err(|_| {
+        ExchangeError::new(
+            Refusal::Internal,
+            "the checked claims could not be read again",
+        )
+    })?;
+    let mut out = String::with_capacity(members.len());
+    for (MemberName(name), value) in all.iter().filter(|(n, _)| n.0 != "aud") {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(&Value::from(name.as_ref()).to_string());
+        out.push(':');
+        out.push_str(value.get());
+    }
+    Ok(out)
 }
 
 /// The members of the mapper's object that claimex reads, borrowed from its output; the

@@ -13,6 +13,7 @@ use super::{Issuer, Shadow};
 use crate::credentials::CredentialsPolicy;
 use crate::mapper::{ConfigError, LoadError, MapperLoader, MapperRole};
 use crate::mint::{DEFAULT_AUDIENCE, OutputPolicy};
+use crate::subject::aws_iam::{AwsIamSpec, policy::SPEC_FIELDS as AWS_IAM_FIELDS};
 use crate::subject::jwt::{OidcSpec, policy::SPEC_FIELDS as OIDC_FIELDS};
 use crate::subject::{PolicyError, SubjectKind, SubjectPolicy, check_names};
 
@@ -26,7 +27,7 @@ pub enum EntryError {
     #[error("issuer id {0:?} must be 1 to 64 of the characters A-Z a-z 0-9 _ . -")]
     BadId(String),
     /// `kind` names no subject kind.
-    #[error("kind {0:?} is not a subject kind claimex knows (oidc)")]
+    #[error("kind {0:?} is not a subject kind claimex knows (oidc, aws-iam)")]
     UnknownKind(String),
     /// A field does not hold.
     #[error(transparent)]
@@ -105,6 +106,7 @@ const COMMON_FIELDS: [&str; 12] = [
 #[derive(Debug, Clone)]
 enum KindSpec {
     Oidc(OidcSpec),
+    AwsIam(AwsIamSpec),
 }
 
 /// One issuer entry, parsed but not yet validated.
@@ -159,6 +161,10 @@ impl IssuerSpec {
                 debug_assert!(OIDC_FIELDS.iter().all(|f| !COMMON_FIELDS.contains(f)));
                 KindSpec::Oidc(parse(rest)?)
             }
+            Some(SubjectKind::AwsIam) => {
+                debug_assert!(AWS_IAM_FIELDS.iter().all(|f| !COMMON_FIELDS.contains(f)));
+                KindSpec::AwsIam(parse(rest)?)
+            }
             None => return Err(EntryError::UnknownKind(kind_name.to_owned())),
         };
         Ok(IssuerSpec { common, kind })
@@ -196,6 +202,7 @@ impl IssuerSpec {
     pub fn issuer_url(&self) -> Option<&str> {
         match &self.kind {
             KindSpec::Oidc(spec) => Some(&spec.issuer),
+            KindSpec::AwsIam(_) => None,
         }
     }
 
@@ -212,6 +219,9 @@ impl IssuerSpec {
         let subject = match self.kind {
             KindSpec::Oidc(spec) => {
                 SubjectPolicy::Oidc(Arc::new(spec.into_policy(id, rules.allow_http_loopback)?))
+            }
+            KindSpec::AwsIam(spec) => {
+                SubjectPolicy::AwsIam(Arc::new(spec.into_policy(id, rules.allow_http_loopback)?))
             }
         };
         let common = self.common;

@@ -1,6 +1,7 @@
 //! Subject kinds: the credentials a caller presents to prove who it is, one folder per kind.
 //!
-//! - [`jwt`]: kind `oidc`, an OIDC id-token from a CI system (GitHub Actions, GitLab CI).
+//! - [`jwt`]: kind `oidc`, an OIDC id-token from a CI system (GitHub Actions, GitLab CI);
+//! - [`aws_iam`]: kind `aws-iam`, an AWS IAM identity proven by a signed GetCallerIdentity.
 //!
 //! Each kind implements [`SubjectVerifier`]: it reads the credential without trusting it,
 //! says which registered issuer the credential claims to come from ([`Claimed`]), receives
@@ -12,6 +13,7 @@
 //! and its verifier; a variant in [`SubjectKind`] and [`SubjectPolicy`]; its verifier built
 //! in `app`.
 
+pub mod aws_iam;
 pub mod jwt;
 
 use std::fmt;
@@ -26,6 +28,8 @@ use crate::error::ExchangeError;
 pub enum SubjectKind {
     /// An OIDC id-token (a JWT) from a registered issuer.
     Oidc,
+    /// An AWS IAM identity: a signed `sts:GetCallerIdentity` request, replayed to STS.
+    AwsIam,
 }
 
 impl SubjectKind {
@@ -33,6 +37,7 @@ impl SubjectKind {
     pub fn as_str(self) -> &'static str {
         match self {
             SubjectKind::Oidc => "oidc",
+            SubjectKind::AwsIam => "aws-iam",
         }
     }
 
@@ -40,6 +45,7 @@ impl SubjectKind {
     pub fn parse(name: &str) -> Option<SubjectKind> {
         match name {
             "oidc" => Some(SubjectKind::Oidc),
+            "aws-iam" => Some(SubjectKind::AwsIam),
             _ => None,
         }
     }
@@ -56,6 +62,8 @@ impl fmt::Display for SubjectKind {
 pub enum SubjectPolicy {
     /// An OIDC issuer.
     Oidc(Arc<jwt::OidcPolicy>),
+    /// AWS identities.
+    AwsIam(Arc<aws_iam::AwsIamPolicy>),
 }
 
 impl SubjectPolicy {
@@ -63,6 +71,7 @@ impl SubjectPolicy {
     pub fn kind(&self) -> SubjectKind {
         match self {
             SubjectPolicy::Oidc(_) => SubjectKind::Oidc,
+            SubjectPolicy::AwsIam(_) => SubjectKind::AwsIam,
         }
     }
 
@@ -70,6 +79,7 @@ impl SubjectPolicy {
     pub fn url(&self) -> Option<&str> {
         match self {
             SubjectPolicy::Oidc(p) => Some(&p.url),
+            SubjectPolicy::AwsIam(_) => None,
         }
     }
 
@@ -77,6 +87,7 @@ impl SubjectPolicy {
     pub fn oidc(&self) -> Option<&jwt::OidcPolicy> {
         match self {
             SubjectPolicy::Oidc(p) => Some(p),
+            SubjectPolicy::AwsIam(_) => None,
         }
     }
 }

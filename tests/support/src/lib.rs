@@ -13,6 +13,7 @@
 //! | [`iam`] | an IAM acceptance checker written from AWS's documentation: discovery and JWKS as IAM reads them, a token as `AssumeRoleWithWebIdentity` checks it, a small trust-policy condition set; answers STS's error code |
 //! | [`jwks`] | a relying party: discovery, then the JWKS, then the token's signature and claims |
 //! | [`moto`] | the AWS API emulator (`moto_server` through its Python shim), a loopback proxy that can cut or blackhole it, SDK clients pointed at it |
+//! | [`sigv4`] | SigV4-signed AWS Query requests (`aws-sigv4`): IAM set-up calls, and the signed GetCallerIdentity a workload hands claimex as its `aws4_request` subject token |
 //! | [`cli`] | the `claimex` command run with a clean environment and a deadline |
 //! | [`clock`], [`net`] | `now()`, `wait_for`; `free_port()`, `port_open` |
 //!
@@ -32,6 +33,7 @@ pub mod mappers;
 pub mod moto;
 pub mod net;
 pub mod server;
+pub mod sigv4;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

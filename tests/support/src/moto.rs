@@ -84,6 +84,36 @@ impl Moto {
     /// Starts an emulator with `python` on `port`, pinned to `cpus` (`taskset -c`) if given;
     /// waits until it listens (30 s at most).
     pub fn start_with(python: &str, port: u16, cpus: Option<&str>) -> Result<Moto, String> {
+        Moto::start_with_env(python, port, cpus, &[])
+    }
+
+    /// Starts an emulator whose IAM authentication is on: every request after the first
+    /// `free_actions` must be SigV4-signed with a key the emulator issued (moto's
+    /// `INITIAL_NO_AUTH_ACTION_COUNT`), so a tampered signature is refused as AWS would.
+    pub fn start_authenticated(free_actions: u32) -> Moto {
+        let count = free_actions.to_string();
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Moto::start_with_env(
+                &python(),
+                net::free_port(),
+                None,
+                &[("INITIAL_NO_AUTH_ACTION_COUNT", &count)],
+            ) {
+                Ok(moto) => return moto,
+                Err(e) => last = e,
+            }
+        }
+        panic!("moto_server did not start: {last}");
+    }
+
+    /// [`Moto::start_with`] with more environment variables for the emulator.
+    pub fn start_with_env(
+        python: &str,
+        port: u16,
+        cpus: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Result<Moto, String> {
         available(python)?;
         let log = scratch(&format!("moto-{port}")).join("moto.log");
         let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
@@ -96,6 +126,7 @@ impl Moto {
             }
             None => Command::new(python),
         };
+        command.envs(env.iter().copied());
         let child = command
             .arg(root().join("tests/support/moto_launcher.py"))
             .arg(port.to_string())
@@ -379,4 +410,55 @@ pub fn ssm_kms(endpoint: &str, key: &str) -> Claimex {
         .env("CLAIMEX_SIGNER__KMS_KEY_ID", key)
         .env("CLAIMEX_JWKS__MIN_TTL_SECS", "1")
         .env("CLAIMEX_JWKS__DEFAULT_TTL_SECS", "1")
+}
+
+/// Creates the IAM user `user` with a policy allowing everything and an access key, through
+/// the emulator's IAM Query API (three actions: to be among the first, unauthenticated ones
+/// of [`Moto::start_authenticated`]); returns the key id and secret.
+pub async fn create_user_with_key(url: &str, user: &str) -> (String, String) {
+    let endpoint = format!("{url}/");
+    let call = |body: String| {
+        let endpoint = endpoint.clone();
+        async move {
+            let signed = crate::sigv4::sign_post(
+                &endpoint,
+                "iam",
+                REGION,
+                ACCESS_KEY,
+                SECRET_KEY,
+                &body,
+                &[],
+                std::time::SystemTime::now(),
+            );
+            let (status, text) = crate::sigv4::send(&signed).await;
+            assert_eq!(status, 200, "IAM refused {body}: {text}");
+            text
+        }
+    };
+    call(format!(
+        "Action=CreateUser&UserName={user}&Version=2010-05-08"
+    ))
+    .await;
+    let policy = url::form_urlencoded::byte_serialize(
+        br#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+    )
+    .collect::<String>();
+    call(format!(
+        "Action=PutUserPolicy&UserName={user}&PolicyName=all&PolicyDocument={policy}&Version=2010-05-08"
+    ))
+    .await;
+    let text = call(format!(
+        "Action=CreateAccessKey&UserName={user}&Version=2010-05-08"
+    ))
+    .await;
+    let field = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text
+            .find(&open)
+            .unwrap_or_else(|| panic!("no {name} in CreateAccessKey's answer: {text}"))
+            + open.len();
+        let end = start + text[start..].find('<').unwrap_or(0);
+        text[start..end].trim().to_owned()
+    };
+    (field("AccessKeyId"), field("SecretAccessKey"))
 }

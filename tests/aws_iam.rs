@@ -1,0 +1,374 @@
+//! AWS identities in, over `POST /token`: a workload signs `sts:GetCallerIdentity` (with the
+//! `aws-sigv4` crate) using an access key the AWS emulator issued, with the emulator's SigV4
+//! checking on (`INITIAL_NO_AUTH_ACTION_COUNT`); claimex replays the request to the emulator's
+//! STS, maps the identity with the stock rules mapper and mints a JWT. Each tampered or
+//! misbound request gets its documented refusal, and nothing is ever sent to a host off the
+//! entry's STS allow-list (a loopback listener counts the connections it gets).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use claimex_testkit::client::{Answer, http};
+use claimex_testkit::jwks;
+use claimex_testkit::mappers;
+use claimex_testkit::moto::{self, Moto};
+use claimex_testkit::server::{Claimex, FAST, InProcess};
+use claimex_testkit::sigv4::{self, GET_CALLER_IDENTITY, Signed};
+use serde_json::json;
+
+const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const AWS4: &str = "urn:ietf:params:aws:token-type:aws4_request";
+const ACCOUNT: &str = "123456789012";
+
+/// A loopback listener that counts the connections it accepts (and answers none).
+async fn counting_listener() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (url, count)
+}
+
+fn entry(id: &str, account: &str, sts: &str) -> String {
+    let config = json!({"rules": [{
+        "name": "workloads",
+        "when": {"principal_type": "user", "account": ACCOUNT},
+        "tags": {"user": "user_name", "account": "account"},
+    }]});
+    format!(
+        "[issuers.{id}]\nkind = \"aws-iam\"\naccounts = [{account:?}]\nsts_endpoints = [{sts:?}]\nmapper = {:?}\nmapper_config = {}\n",
+        mappers::file_name("claimex-mapper-rules"),
+        toml_inline(&config),
+    )
+}
+
+/// A JSON value as a TOML inline value.
+fn toml_inline(value: &serde_json::Value) -> String {
+    let v: toml::Value = serde_json::from_value(value.clone()).unwrap();
+    v.to_string()
+}
+
+struct Setup {
+    /// An allowed STS endpoint where nothing listens (entry `aws-down`).
+    down: String,
+    moto: Moto,
+    claimex: InProcess,
+    key: (String, String),
+    nonce: AtomicUsize,
+}
+
+impl Setup {
+    async fn start() -> Setup {
+        let moto = Moto::start_authenticated(3);
+        let key = moto::create_user_with_key(&moto.url(), "workload").await;
+        let sts = moto.url();
+        let down = format!("http://127.0.0.1:{}", claimex_testkit::free_port());
+        let issuers = entry("aws", ACCOUNT, &sts)
+            + &entry("aws-other", "111111111111", &sts)
+            + &entry("aws-down", ACCOUNT, &down);
+        let claimex = Claimex::new().issuers(&issuers).settings(FAST).start();
+        Setup {
+            down,
+            moto,
+            claimex,
+            key,
+            nonce: AtomicUsize::new(0),
+        }
+    }
+
+    /// GetCallerIdentity signed for `url` at `time`, with the server-id header `server_id`
+    /// (none: not sent) and a fresh signed nonce.
+    fn sign(&self, url: &str, server_id: Option<&str>, time: SystemTime) -> Signed {
+        let nonce = self.nonce.fetch_add(1, Ordering::SeqCst).to_string();
+        let mut extra = vec![("x-claimex-nonce", nonce.as_str())];
+        if let Some(id) = server_id {
+            extra.push(("x-claimex-server-id", id));
+        }
+        sigv4::sign_post(
+            url,
+            "sts",
+            moto::REGION,
+            &self.key.0,
+            &self.key.1,
+            GET_CALLER_IDENTITY,
+            &extra,
+            time,
+        )
+    }
+
+    fn good(&self) -> Signed {
+        self.sign(
+            &format!("{}/", self.moto.url()),
+            Some(&self.claimex.url),
+            SystemTime::now(),
+        )
+    }
+
+    async fn exchange(&self, issuer_id: &str, token: &str) -> Answer {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("grant_type", GRANT),
+                ("subject_token_type", AWS4),
+                ("subject_token", token),
+                ("issuer_id", issuer_id),
+            ])
+            .finish();
+        let response = http()
+            .post(format!("{}/token", self.claimex.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        Answer::read(response).await.unwrap()
+    }
+
+    async fn refused(&self, token: &str, error: &str, reason: &str) -> String {
+        let answer = self.exchange("aws", token).await;
+        let description = answer.assert_error(400, error);
+        assert_eq!(answer.json()["reason_code"], reason, "{}", answer.body);
+        description
+    }
+}
+
+#[tokio::test]
+async fn a_signed_get_caller_identity_becomes_a_claimex_jwt_once() {
+    let setup = Setup::start().await;
+    // The emulator checks signatures: the signed request itself is good.
+    let (status, text) = sigv4::send(&setup.good()).await;
+    assert_eq!(status, 200, "{text}");
+
+    let signed = setup.good();
+    let answer = setup.exchange("aws", &signed.token()).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let json = answer.json();
+    assert_eq!(
+        json["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:jwt"
+    );
+    let claims = jwks::verify_at(&setup.claimex.url, json["access_token"].as_str().unwrap()).await;
+    assert_eq!(
+        claims["sub"],
+        format!("arn:aws:iam::{ACCOUNT}:user/workload")
+    );
+    assert_eq!(claims["iss"], setup.claimex.url);
+    let tags = &claims["https://aws.amazon.com/tags"]["principal_tags"];
+    assert_eq!(tags["user"], json!(["workload"]));
+    assert_eq!(tags["account"], json!([ACCOUNT]));
+
+    // The same signed request again: refused, however honest.
+    setup
+        .refused(&signed.token(), "invalid_grant", "aws_request_replayed")
+        .await;
+}
+
+#[tokio::test]
+async fn the_python_botocore_example_gets_a_token() {
+    let setup = Setup::start().await;
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/aws_token.py");
+    let out = std::process::Command::new(moto::python())
+        .args([example, &setup.claimex.url, "aws"])
+        .env("AWS_ACCESS_KEY_ID", &setup.key.0)
+        .env("AWS_SECRET_ACCESS_KEY", &setup.key.1)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_DEFAULT_REGION", moto::REGION)
+        .env("AWS_ENDPOINT_URL_STS", setup.moto.url())
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "examples/aws_token.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let claims = jwks::verify_at(&setup.claimex.url, token.trim()).await;
+    assert_eq!(
+        claims["sub"],
+        format!("arn:aws:iam::{ACCOUNT}:user/workload")
+    );
+}
+
+#[tokio::test]
+async fn claimex_token_aws_signs_with_the_credential_chain() {
+    let setup = Setup::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("token.jwt");
+    let run = |extra: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_claimex"));
+        command
+            .args([
+                "token",
+                "aws",
+                "--url",
+                &setup.claimex.url,
+                "--issuer-id",
+                "aws",
+            ])
+            .args(extra)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AWS_ACCESS_KEY_ID", &setup.key.0)
+            .env("AWS_SECRET_ACCESS_KEY", &setup.key.1)
+            .env("AWS_REGION", moto::REGION)
+            .env("AWS_CONFIG_FILE", dir.path().join("none"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL_STS", setup.moto.url())
+            .env("CLAIMEX_LOG", "off");
+        command.output().unwrap()
+    };
+    let out = run(&["--audience", jwks::STS]);
+    assert!(
+        out.status.success(),
+        "claimex token aws failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let claims = jwks::verify_at(&setup.claimex.url, token.trim()).await;
+    assert_eq!(
+        claims["sub"],
+        format!("arn:aws:iam::{ACCOUNT}:user/workload")
+    );
+
+    // Twice in a row (a fresh nonce each time), written to a private file.
+    let out = run(&["-o", out_file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(&out_file).unwrap();
+    jwks::verify_at(&setup.claimex.url, written.trim()).await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&out_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // A refusal: exit code 1 and the reason on stderr.
+    let out = run(&["--server-id", "https://other.example.com"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("server_id_mismatch"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn tampered_or_misbound_requests_are_refused_and_nothing_leaves_the_allow_list() {
+    let setup = Setup::start().await;
+    let (elsewhere, connections) = counting_listener().await;
+    let sts = format!("{}/", setup.moto.url());
+    let server_id = setup.claimex.url.clone();
+
+    // Tampered signature: STS (the emulator) refuses it, and says why.
+    let mut signed = setup.good();
+    let auth = signed.header("authorization").unwrap().to_owned();
+    let flipped = if auth.ends_with('0') { "1" } else { "0" };
+    signed.set_header(
+        "authorization",
+        Some(&format!("{}{flipped}", &auth[..auth.len() - 1])),
+    );
+    let description = setup
+        .refused(&signed.token(), "invalid_grant", "aws_identity_refused")
+        .await;
+    assert!(
+        description.contains("SignatureDoesNotMatch"),
+        "{description}"
+    );
+
+    // Tampered body: another action is refused before sending; the same action with its
+    // parameters reordered passes claimex's check and fails the signature at STS.
+    let mut signed = setup.good();
+    signed.body = "Action=AssumeRole&Version=2011-06-15".into();
+    setup
+        .refused(&signed.token(), "invalid_grant", "not_get_caller_identity")
+        .await;
+    let mut signed = setup.good();
+    signed.body = "Version=2011-06-15&Action=GetCallerIdentity".into();
+    setup
+        .refused(&signed.token(), "invalid_grant", "aws_identity_refused")
+        .await;
+
+    // Another host: a request signed for it, and a good request pointed at it.
+    let signed = setup.sign(&elsewhere, Some(&server_id), SystemTime::now());
+    setup
+        .refused(&signed.token(), "invalid_grant", "sts_endpoint_not_allowed")
+        .await;
+    let mut signed = setup.good();
+    signed.url = elsewhere.clone();
+    setup
+        .refused(&signed.token(), "invalid_grant", "sts_endpoint_not_allowed")
+        .await;
+
+    // Old and future dates, beyond STS's 15 minutes.
+    for offset in [-1, 1] {
+        let shift = Duration::from_secs(20 * 60);
+        let time = if offset < 0 {
+            SystemTime::now() - shift
+        } else {
+            SystemTime::now() + shift
+        };
+        let signed = setup.sign(&sts, Some(&server_id), time);
+        setup
+            .refused(&signed.token(), "invalid_grant", "aws_request_expired")
+            .await;
+    }
+
+    // The server-id header: missing (so unsigned), wrong, or sent but not signed.
+    let signed = setup.sign(&sts, None, SystemTime::now());
+    setup
+        .refused(&signed.token(), "invalid_grant", "unsigned_required_header")
+        .await;
+    let signed = setup.sign(&sts, Some("https://other.example.com"), SystemTime::now());
+    setup
+        .refused(&signed.token(), "invalid_grant", "server_id_mismatch")
+        .await;
+    let mut signed = setup.sign(&sts, None, SystemTime::now());
+    signed.set_header("x-claimex-server-id", Some(&server_id));
+    setup
+        .refused(&signed.token(), "invalid_grant", "unsigned_required_header")
+        .await;
+
+    // An account the entry does not accept.
+    let answer = setup.exchange("aws-other", &setup.good().token()).await;
+    answer.assert_error(400, "invalid_grant");
+    assert_eq!(answer.json()["reason_code"], "aws_account_not_allowed");
+
+    // STS unreachable: 503 with Retry-After.
+    let signed = setup.sign(
+        &format!("{}/", setup.down),
+        Some(&server_id),
+        SystemTime::now(),
+    );
+    let answer = setup.exchange("aws-down", &signed.token()).await;
+    answer.assert_error(503, "temporarily_unavailable");
+    assert_eq!(answer.json()["reason_code"], "sts_unavailable");
+    assert_eq!(answer.retry_after.as_deref(), Some("5"));
+
+    // Not the encoding.
+    setup
+        .refused(
+            "not base64 json",
+            "invalid_request",
+            "aws_request_malformed",
+        )
+        .await;
+
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "claimex connected to a host off the allow-list"
+    );
+}
