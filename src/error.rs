@@ -232,7 +232,7 @@ reason_codes! {
     /// This signed AWS request was already redeemed.
     AwsRequestReplayed = "aws_request_replayed" => Unverified,
     /// STS refused the signed request (its error code is in the description).
-    StsRefused = "sts_refused" => Unverified,
+    AwsIdentityRefused = "aws_identity_refused" => Unverified,
     /// STS confirmed an identity of an account the entry does not accept.
     AwsAccountNotAllowed = "aws_account_not_allowed" => Unverified,
     /// The mapper denied without a usable code (never sent: a denial carries the mapper's).
@@ -246,7 +246,7 @@ reason_codes! {
     /// The signing key cannot be used now (KMS unreachable, throttled, disabled).
     SigningUnavailable = "signing_unavailable" => Unavailable,
     /// STS cannot be reached now.
-    StsUnavailable = "sts_unavailable" => Unavailable,
+    AwsStsUnavailable = "aws_sts_unavailable" => Unavailable,
     /// claimex failed.
     InternalError = "internal_error" => Internal,
 }

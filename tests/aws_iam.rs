@@ -281,7 +281,7 @@ async fn tampered_or_misbound_requests_are_refused_and_nothing_leaves_the_allow_
         Some(&format!("{}{flipped}", &auth[..auth.len() - 1])),
     );
     let description = setup
-        .refused(&signed.token(), "invalid_grant", "sts_refused")
+        .refused(&signed.token(), "invalid_grant", "aws_identity_refused")
         .await;
     assert!(
         description.contains("SignatureDoesNotMatch"),
@@ -298,7 +298,7 @@ async fn tampered_or_misbound_requests_are_refused_and_nothing_leaves_the_allow_
     let mut signed = setup.good();
     signed.body = "Version=2011-06-15&Action=GetCallerIdentity".into();
     setup
-        .refused(&signed.token(), "invalid_grant", "sts_refused")
+        .refused(&signed.token(), "invalid_grant", "aws_identity_refused")
         .await;
 
     // Another host: a request signed for it, and a good request pointed at it.
@@ -354,7 +354,7 @@ async fn tampered_or_misbound_requests_are_refused_and_nothing_leaves_the_allow_
     );
     let answer = setup.exchange("aws-down", &signed.token()).await;
     answer.assert_error(503, "temporarily_unavailable");
-    assert_eq!(answer.json()["reason_code"], "sts_unavailable");
+    assert_eq!(answer.json()["reason_code"], "aws_sts_unavailable");
     assert_eq!(answer.retry_after.as_deref(), Some("5"));
 
     // Not the encoding.
