@@ -274,6 +274,8 @@ reason_codes! {
     StsThrottled = "sts_throttled" => Unavailable,
     /// STS cannot be reached, timed out, or failed.
     StsUnavailable = "sts_unavailable" => Unavailable,
+    /// STS cannot be reached now.
+    AwsStsUnavailable = "aws_sts_unavailable" => Unavailable,
     /// claimex failed.
     InternalError = "internal_error" => Internal,
 }

@@ -354,7 +354,7 @@ async fn tampered_or_misbound_requests_are_refused_and_nothing_leaves_the_allow_
     );
     let answer = setup.exchange("aws-down", &signed.token()).await;
     answer.assert_error(503, "temporarily_unavailable");
-    assert_eq!(answer.json()["reason_code"], "sts_unavailable");
+    assert_eq!(answer.json()["reason_code"], "aws_sts_unavailable");
     assert_eq!(answer.retry_after.as_deref(), Some("5"));
 
     // Not the encoding.

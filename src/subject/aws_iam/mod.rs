@@ -129,7 +129,7 @@ impl SubjectVerifier for AwsIamVerifier {
                     format!("STS refused the signed request: {code}"),
                 ),
                 StsError::Unavailable(_) => ExchangeError::coded(
-                    ReasonCode::StsUnavailable,
+                    ReasonCode::AwsStsUnavailable,
                     "STS cannot be reached now; sign a new request and try again shortly",
                 )
                 .retry_after(Duration::from_secs(5)),
@@ -253,7 +253,7 @@ mod tests {
         ));
         let v = AwsIamVerifier::new(down, "https://claimex.example.com");
         let err = verify(&v, &token('d')).await.unwrap_err();
-        assert_eq!(err.reason_code(), "sts_unavailable");
+        assert_eq!(err.reason_code(), "aws_sts_unavailable");
         assert!(err.retry_after.is_some());
         // Bound to another server: refused before STS.
         let sts = Arc::new(FakeSts(AtomicUsize::new(0), Ok(identity("123456789012"))));
