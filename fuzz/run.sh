@@ -13,7 +13,7 @@ seconds=${1:-20}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(token jwks mapper_output tags issuer_entry config request)
+    targets=(token jwks mapper_output tags issuer_entry config request aws_request)
 fi
 out="$root/target/fuzz"
 host=$(rustc -vV | sed -n 's/^host: //p')

@@ -19,7 +19,9 @@ use crate::mapper::MapperLoader;
 use crate::mapper::shadow_runner::ShadowRunner;
 use crate::mapper::wasm::MapperRuntime;
 use crate::metrics::prometheus::{KeyAges, PrometheusMetrics};
-use crate::metrics::timed::{TimedKeyStore, TimedLoader, TimedVerifier};
+use crate::metrics::timed::{
+    TimedKeyStore, TimedLoader, TimedRoleAssumer, TimedStsCaller, TimedVerifier,
+};
 use crate::metrics::{NoRecorder, Recorder};
 use crate::registry::file::FileSource;
 use crate::registry::ssm::SsmSource;
@@ -29,7 +31,7 @@ use crate::signer::kms::KmsKeyStore;
 use crate::signer::local::{self, LocalKeyStore};
 use crate::signer::{KeyStore, SignerBackend};
 use crate::subject::SubjectVerifier;
-use crate::subject::aws_iam::{AwsIamVerifier, HttpSts};
+use crate::subject::aws_iam::{AwsIamVerifier, HttpSts, StsCaller};
 use crate::subject::jwt::JwtVerifier;
 use crate::subject::jwt::issuer_keys::HttpIssuerKeys;
 use crate::system::{RandomIds, SystemClock};
@@ -161,10 +163,15 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             key_ages(keys, registry.clone()),
         );
     }
-    let mut aws_iam: Arc<dyn SubjectVerifier> = Arc::new(AwsIamVerifier::new(
-        Arc::new(HttpSts::new().context("cannot build the HTTP client for STS")?),
-        &config.public_url,
-    ));
+    let mut sts: Arc<dyn StsCaller> =
+        Arc::new(HttpSts::new().context("cannot build the HTTP client for STS")?);
+    let mut assumer: Arc<dyn RoleAssumer> = Arc::new(StsRoleAssumer::new(config.aws.clone()));
+    if metrics.is_some() {
+        sts = Arc::new(TimedStsCaller::new(sts, recorder.clone()));
+        assumer = Arc::new(TimedRoleAssumer::new(assumer, recorder.clone()));
+    }
+    let mut aws_iam: Arc<dyn SubjectVerifier> =
+        Arc::new(AwsIamVerifier::new(sts, &config.public_url));
     if metrics.is_some() {
         aws_iam = Arc::new(TimedVerifier::new(aws_iam, recorder.clone()));
     }
@@ -187,7 +194,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         runtime,
         max_token_bytes: config.verify.max_token_bytes,
         http: config.http.clone(),
-        assumer: Arc::new(StsRoleAssumer::new(config.aws.clone())),
+        assumer,
     })
 }
 

@@ -51,8 +51,29 @@ async fn claimex_on(issuer: &TestIssuer, sts_url: &str) -> Process {
         .issuers(&issuers(issuer))
         .settings(FAST)
         .env("CLAIMEX_AWS__ENDPOINT_URL", sts_url)
+        .metrics()
         .spawn()
         .await
+}
+
+/// How many `AssumeRoleWithWebIdentity` calls `/metrics` counted with `outcome`.
+async fn sts_calls(server: &Process, outcome: &str) -> f64 {
+    let url = server.metrics_url.as_ref().expect("metrics are on");
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let labels = [
+        "operation=\"AssumeRoleWithWebIdentity\"".to_owned(),
+        format!("outcome=\"{outcome}\""),
+    ];
+    text.lines()
+        .filter(|l| l.starts_with("claimex_sts_call_duration_seconds_count{"))
+        .filter(|l| labels.iter().all(|label| l.contains(label.as_str())))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
 }
 
 fn token(issuer: &TestIssuer) -> String {
@@ -435,6 +456,11 @@ async fn sts_refusals_are_typed_and_the_call_is_unsigned() {
         assert_eq!(cache.as_deref(), Some("no-store"));
         assert_eq!(answer.retry_after.is_some(), status == 503, "{code}");
     }
+    // Each call timed once by outcome, whatever the SDK retried inside it.
+    assert_eq!(sts_calls(&server, "refused").await, 5.0);
+    assert_eq!(sts_calls(&server, "throttled").await, 1.0);
+    assert_eq!(sts_calls(&server, "unavailable").await, 2.0);
+    assert_eq!(sts_calls(&server, "ok").await, 0.0);
     let requests = std::mem::take(&mut seen.lock().unwrap().requests);
     assert!(requests.len() >= 8, "{}", requests.len());
     for request in &requests {

@@ -85,6 +85,9 @@ pub trait Recorder: Send + Sync {
     fn sign(&self, _backend: &'static str, _elapsed: Duration, _error: Option<&SignError>) {}
     /// An issuer's discovery document and JWKS were fetched (or the fetch failed).
     fn key_fetch(&self, _issuer_id: &str, _elapsed: Duration, _ok: bool) {}
+    /// An AWS STS call (`operation`: `GetCallerIdentity`, `AssumeRoleWithWebIdentity`) ended
+    /// with `outcome` (`ok`, `refused`, `throttled`, `unavailable`).
+    fn sts_call(&self, _operation: &'static str, _outcome: &'static str, _elapsed: Duration) {}
     /// A KMS call other than `Sign` failed (`operation`: `refresh`, ...).
     fn kms_error(&self, _operation: &'static str) {}
     /// A shadow comparison ended.

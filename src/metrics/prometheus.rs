@@ -110,6 +110,12 @@ struct OperationLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationOutcome {
+    operation: Text,
+    outcome: Text,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct IssuerLabel {
     issuer: Text,
 }
@@ -147,6 +153,7 @@ pub struct PrometheusMetrics {
     sign_seconds: Histograms<BackendLabel>,
     sign_errors: Family<BackendError, Counter>,
     kms_errors: Family<OperationLabel, Counter>,
+    sts_seconds: Histograms<OperationOutcome>,
     key_fetch_seconds: Histograms<IssuerLabel>,
     key_fetches: Family<IssuerResult, Counter>,
     key_age: Family<IssuerLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -187,6 +194,7 @@ impl PrometheusMetrics {
             sign_seconds: histograms(),
             sign_errors: Family::default(),
             kms_errors: Family::default(),
+            sts_seconds: histograms(),
             key_fetch_seconds: histograms(),
             key_fetches: Family::default(),
             key_age: Family::default(),
@@ -253,6 +261,14 @@ impl PrometheusMetrics {
             "kms_errors",
             "Failed KMS calls, by operation (sign, refresh)",
             m.kms_errors.clone(),
+        );
+        metrics.register_with_unit(
+            "sts_call_duration",
+            "One call to AWS STS, by operation (GetCallerIdentity: an AWS identity's signed \
+             request; AssumeRoleWithWebIdentity: POST /credentials) and outcome (ok, refused, \
+             throttled, unavailable)",
+            Unit::Seconds,
+            m.sts_seconds.clone(),
         );
         metrics.register_with_unit(
             "issuer_key_fetch_duration",
@@ -490,6 +506,15 @@ impl Recorder for PrometheusMetrics {
                 result: Cow::Borrowed(if ok { "ok" } else { "error" }),
             })
             .inc();
+    }
+
+    fn sts_call(&self, operation: &'static str, outcome: &'static str, elapsed: Duration) {
+        self.sts_seconds
+            .get_or_create(&OperationOutcome {
+                operation: Cow::Borrowed(operation),
+                outcome: Cow::Borrowed(outcome),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     fn kms_error(&self, operation: &'static str) {

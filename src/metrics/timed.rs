@@ -9,11 +9,15 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::{MapperCallRecord, Recorder};
+use crate::credentials::{AwsCredentials, RoleAssumer, RoleSession, StsFailure};
 use crate::error::ExchangeError;
 use crate::mapper::{
     ClaimsMapper, ConfigError, LoadError, MapOutcome, MapRequest, MapperLoader, MapperRole,
 };
 use crate::signer::{KeyStore, PublicJwk, SignError, SignerHealth, SigningAlg, SigningKey};
+use crate::subject::aws_iam::identity::CallerIdentity;
+use crate::subject::aws_iam::request::SignedRequest;
+use crate::subject::aws_iam::{StsCaller, StsError};
 use crate::subject::{Choose, SubjectKind, SubjectVerifier, Verified};
 
 /// A verifier whose calls are timed.
@@ -173,6 +177,72 @@ impl SigningKey for TimedKey {
         let result = self.inner.sign(signing_input).await;
         self.recorder
             .sign(self.backend, started.elapsed(), result.as_ref().err());
+        result
+    }
+}
+
+/// The STS port of AWS identities (`GetCallerIdentity`), timed by outcome.
+pub struct TimedStsCaller {
+    inner: Arc<dyn StsCaller>,
+    recorder: Arc<dyn Recorder>,
+}
+
+impl TimedStsCaller {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn StsCaller>, recorder: Arc<dyn Recorder>) -> TimedStsCaller {
+        TimedStsCaller { inner, recorder }
+    }
+}
+
+#[async_trait]
+impl StsCaller for TimedStsCaller {
+    async fn get_caller_identity(
+        &self,
+        request: &SignedRequest,
+    ) -> Result<CallerIdentity, StsError> {
+        let started = Instant::now();
+        let result = self.inner.get_caller_identity(request).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(StsError::Refused(_)) => "refused",
+            Err(StsError::Unavailable(_)) => "unavailable",
+        };
+        self.recorder
+            .sts_call("GetCallerIdentity", outcome, started.elapsed());
+        result
+    }
+}
+
+/// The STS port of `POST /credentials` (`AssumeRoleWithWebIdentity`), timed by outcome.
+pub struct TimedRoleAssumer {
+    inner: Arc<dyn RoleAssumer>,
+    recorder: Arc<dyn Recorder>,
+}
+
+impl TimedRoleAssumer {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn RoleAssumer>, recorder: Arc<dyn Recorder>) -> TimedRoleAssumer {
+        TimedRoleAssumer { inner, recorder }
+    }
+}
+
+#[async_trait]
+impl RoleAssumer for TimedRoleAssumer {
+    async fn assume(
+        &self,
+        session: &RoleSession,
+        web_identity_token: &str,
+    ) -> Result<AwsCredentials, StsFailure> {
+        let started = Instant::now();
+        let result = self.inner.assume(session, web_identity_token).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(StsFailure::Throttled(_)) => "throttled",
+            Err(StsFailure::Unavailable(_)) => "unavailable",
+            Err(_) => "refused",
+        };
+        self.recorder
+            .sts_call("AssumeRoleWithWebIdentity", outcome, started.elapsed());
         result
     }
 }
