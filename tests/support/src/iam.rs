@@ -455,27 +455,10 @@ impl Trust {
     }
 }
 
-/// `StringLike`: `*` any run of characters, `?` one.
+/// `StringLike`: `*` any run of characters, `?` one, case-sensitive — the matcher claimex
+/// applies to ARN patterns (`allowed_roles`), which follows the same IAM rule.
 fn like(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti, mut star) = (0, 0, None);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
+    claimex::credentials::glob_match(pattern, text)
 }
 
 /// A condition, briefly.
