@@ -10,7 +10,7 @@ use aws_sdk_ssm::types::ParameterType;
 use claimex::signer::SigningAlg;
 use claimex_testkit::moto::{self, Moto};
 
-use crate::load::load_sample;
+use crate::load::{LoadSample, load_sample};
 use crate::report::{Report, setting};
 use crate::{Bench, CLIENT_CPU, Signer};
 
@@ -58,20 +58,7 @@ pub fn run(bench: &mut Bench, out: &mut Report) {
             endpoint: moto.url(),
         };
         let s = load_sample(bench, &signer, &[], secs, connections, moto_pid);
-        let _ = writeln!(
-            out,
-            "  {:<24} {:>8.0} {:>7.2} {:>7.2} {:>8.2} {:>6} {:>13.1} {:>11.0}% {:>8.0}% {:>7.0}%",
-            label,
-            s.rate,
-            s.p50_ms,
-            s.p99_ms,
-            s.p999_ms,
-            s.errors,
-            s.cpu_us_per_exchange,
-            100.0 * s.claimex_cpu,
-            100.0 * s.peer_cpu,
-            100.0 * s.wrk_cpu,
-        );
+        row(out, label, &s);
     }
     // The envelope signer and the local one, in the same run and conditions.
     let ssm = moto::ssm(&moto.url());
@@ -112,25 +99,30 @@ pub fn run(bench: &mut Bench, out: &mut Report) {
             (format!("{} local", alg.as_str()), Signer::Local(alg)),
         ] {
             let s = load_sample(bench, &signer, &[], secs, connections, moto_pid);
-            let _ = writeln!(
-                out,
-                "  {:<24} {:>8.0} {:>7.2} {:>7.2} {:>8.2} {:>6} {:>13.1} {:>11.0}% {:>8.0}% {:>7.0}%",
-                label,
-                s.rate,
-                s.p50_ms,
-                s.p99_ms,
-                s.p999_ms,
-                s.errors,
-                s.cpu_us_per_exchange,
-                100.0 * s.claimex_cpu,
-                100.0 * s.peer_cpu,
-                100.0 * s.wrk_cpu,
-            );
+            row(out, &label, &s);
         }
     }
     let _ = writeln!(
         out,
         "  claimex still verifies, maps and builds the token; each Sign is one SigV4-signed plain-HTTP call to the \
          emulator (no TLS), whose signature claimex verifies before issuing; CPU µs/exch is claimex's own CPU"
+    );
+}
+
+/// One row of the signer table.
+fn row(out: &mut Report, label: &str, s: &LoadSample) {
+    let _ = writeln!(
+        out,
+        "  {:<24} {:>8.0} {:>7.2} {:>7.2} {:>8.2} {:>6} {:>13.1} {:>11.0}% {:>8.0}% {:>7.0}%",
+        label,
+        s.rate,
+        s.p50_ms,
+        s.p99_ms,
+        s.p999_ms,
+        s.errors,
+        s.cpu_us_per_exchange,
+        100.0 * s.claimex_cpu,
+        100.0 * s.peer_cpu,
+        100.0 * s.wrk_cpu,
     );
 }
