@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use claimex_testkit::client::{Answer, http};
+use claimex_testkit::client::{Answer, http, metric_sum};
 use claimex_testkit::entries::file as issuer_entry;
 use claimex_testkit::moto::Moto;
 use claimex_testkit::server::{Claimex, FAST, Process};
@@ -59,21 +59,11 @@ async fn claimex_on(issuer: &TestIssuer, sts_url: &str) -> Process {
 /// How many `AssumeRoleWithWebIdentity` calls `/metrics` counted with `outcome`.
 async fn sts_calls(server: &Process, outcome: &str) -> f64 {
     let url = server.metrics_url.as_ref().expect("metrics are on");
-    let text = reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     let labels = [
-        "operation=\"AssumeRoleWithWebIdentity\"".to_owned(),
-        format!("outcome=\"{outcome}\""),
+        ("operation", "AssumeRoleWithWebIdentity"),
+        ("outcome", outcome),
     ];
-    text.lines()
-        .filter(|l| l.starts_with("claimex_sts_call_duration_seconds_count{"))
-        .filter(|l| labels.iter().all(|label| l.contains(label.as_str())))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
+    metric_sum(url, "claimex_sts_call_duration_seconds_count", &labels).await
 }
 
 fn token(issuer: &TestIssuer) -> String {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use claimex_testkit::TestIssuer;
-use claimex_testkit::client::{Answer, exchange, http};
+use claimex_testkit::client::{Answer, exchange, http, metric_sum};
 use claimex_testkit::entries::file as issuer_entry;
 use claimex_testkit::now;
 use claimex_testkit::server::{Claimex, FAST, InProcess};
@@ -109,22 +109,10 @@ async fn a_stalled_body_is_timed_out_and_its_connection_closed() {
     assert_eq!(refusals_counted(&claimex, "request_timeout").await, 1.0);
 }
 
-/// The `claimex_exchanges_total` samples with `reason`, summed, from `/metrics`.
+/// The `claimex_exchanges_total` samples with `reason`, summed.
 async fn refusals_counted(claimex: &InProcess, reason: &str) -> f64 {
     let url = claimex.metrics_url.as_ref().expect("metrics are on");
-    let text = http()
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let label = format!("reason=\"{reason}\"");
-    text.lines()
-        .filter(|l| l.starts_with("claimex_exchanges_total{") && l.contains(&label))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
+    metric_sum(url, "claimex_exchanges_total", &[("reason", reason)]).await
 }
 
 #[tokio::test]

@@ -84,3 +84,29 @@ pub async fn exchange(base: &str, query: &str, body: impl Into<reqwest::Body>) -
         .await
         .unwrap_or_else(|e| panic!("the exchange answer could not be read: {e}"))
 }
+
+/// The sum of the samples of `name` (e.g. `claimex_exchanges_total`) whose labels include
+/// every `key="value"` of `labels`, read from `<metrics_url>/metrics`. A quick reader for
+/// counts; tests/metrics.rs proves the format with the Prometheus parser.
+pub async fn metric_sum(metrics_url: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = http()
+        .get(format!("{metrics_url}/metrics"))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .unwrap_or_else(|e| panic!("cannot scrape {metrics_url}/metrics: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("cannot read {metrics_url}/metrics: {e}"));
+    let prefix = format!("{name}{{");
+    let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    text.lines()
+        .filter(|l| l.starts_with(&prefix) && wanted.iter().all(|w| l.contains(w.as_str())))
+        .map(|l| {
+            let value = l.rsplit(' ').next().unwrap_or_default();
+            value
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("not a sample value: {l}"))
+        })
+        .sum()
+}
