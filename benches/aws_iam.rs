@@ -10,8 +10,12 @@
 //!   loopback with SigV4 checking on (the emulator's cost dominates; real STS is a network
 //!   round trip).
 //!
-//! Mapping and minting are the same work for both kinds (the mapper sees ~300 bytes of AWS
-//! claims against ~1.5 KB of GitHub claims): see `benches/exchange.rs` `stages`.
+//! - `exchange/oidc` and `exchange/aws`: the whole in-process exchange (verify, map, mint:
+//!   an RS256 signature with a local key), OIDC with the stock GitHub mapper and keys in
+//!   memory, AWS with the stock rules mapper, an STS that answers at once and the in-memory
+//!   one-use store: the AWS path's cost beyond the STS call, against the OIDC path.
+//!
+//! The mapper sees ~300 bytes of AWS claims against ~1.5 KB of GitHub claims.
 //!
 //! Run: `cargo bench --bench aws_iam` (needs `make emulator`).
 
@@ -24,19 +28,27 @@ use async_trait::async_trait;
 use criterion::{BatchSize, Criterion};
 use serde_json::json;
 
-use claimex::signer::local::LocalKey;
+use claimex::exchange::{ExchangeRequest, ExchangeSettings, Exchanger, Ports};
+use claimex::mapper::wasm::{Limits, MapperRuntime};
+use claimex::mint::TokenSettings;
+use claimex::registry::file::FileSource;
+use claimex::registry::{IssuerRules, Registry};
+use claimex::signer::local::{LocalKey, LocalKeyStore};
 use claimex::signer::{SigningAlg, SigningKey as _};
 use claimex::subject::aws_iam::request::check;
 use claimex::subject::aws_iam::{
     AwsIamPolicy, AwsIamVerifier, CallerIdentity, HttpSts, SignedRequest, StsCaller, StsEndpoints,
     StsError,
 };
-use claimex::subject::jwt::{self as verify, KeySet, OidcPolicy, VerifyPolicy};
-use claimex::subject::{SubjectPolicy, SubjectVerifier};
+use claimex::subject::jwt::{
+    self as verify, IssuerKeys, JwtVerifier, KeySet, KeysError, OidcPolicy, VerifyPolicy,
+};
+use claimex::subject::{SubjectKind, SubjectPolicy, SubjectVerifier};
+use claimex::system::{RandomIds, SystemClock};
 use claimex_testkit::issuer::sign;
 use claimex_testkit::moto::{self, Moto};
 use claimex_testkit::sigv4::{self, GET_CALLER_IDENTITY};
-use claimex_testkit::{GITHUB_CLAIMS, now};
+use claimex_testkit::{GITHUB_CLAIMS, mappers, now};
 
 const SERVER_ID: &str = "https://claimex.bench";
 
@@ -60,6 +72,69 @@ fn policy(endpoints: StsEndpoints) -> AwsIamPolicy {
         sts_endpoints: endpoints,
         server_id: None,
     }
+}
+
+/// Issuer keys served from memory: the benchmark measures claimex, not the network.
+struct StaticKeys(Arc<KeySet>);
+
+#[async_trait]
+impl IssuerKeys for StaticKeys {
+    async fn keys(&self, _: &OidcPolicy, _: Option<&str>) -> Result<Arc<KeySet>, KeysError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// An exchanger with a GitHub entry (`github`, its stock mapper) and an AWS entry (`aws`,
+/// the stock rules mapper), both minting RS256 with one local key.
+fn exchanger(rt: &tokio::runtime::Runtime, keys: Arc<KeySet>, iss: &str) -> Exchanger {
+    let dir = std::env::temp_dir().join(format!("claimex-bench-aws-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = json!({"rules": [{
+        "name": "deployers",
+        "when": {"principal_type": "assumed-role", "account": "123456789012", "role_name": {"glob": "deploy-*"}},
+        "tags": {"role": "role_name", "session": "session_name"},
+    }]});
+    let rules: toml::Value = serde_json::from_value(rules).unwrap();
+    let text = format!(
+        "[issuers.github]\nissuer = {iss:?}\naudiences = [{SERVER_ID:?}]\nmapper = {:?}\nmapper_config = {{ allowed_owner_ids = [\"65\"] }}\n\
+         [issuers.aws]\nkind = \"aws-iam\"\naccounts = [\"123456789012\"]\nmapper = {:?}\nmapper_config = {rules}\n",
+        mappers::github().display().to_string(),
+        mappers::path("claimex-mapper-rules").display().to_string(),
+    );
+    let path = dir.join("issuers.toml");
+    std::fs::write(&path, text).unwrap();
+    let runtime = MapperRuntime::new(Limits::default(), None).unwrap();
+    let registry = Arc::new(Registry::new(
+        Box::new(FileSource::new(path)),
+        IssuerRules {
+            mapper_dir: std::path::PathBuf::new(),
+            allow_http_loopback: false,
+        },
+        runtime,
+    ));
+    let report = rt.block_on(registry.refresh()).unwrap();
+    assert_eq!(report.loaded, 2, "{:?}", report.skipped);
+    let _ = std::fs::remove_dir_all(&dir);
+    let (signing, _) = LocalKey::generate(SigningAlg::Rs256).unwrap();
+    Exchanger::new(
+        Ports {
+            registry,
+            subjects: vec![
+                Arc::new(JwtVerifier::new(
+                    Arc::new(StaticKeys(keys)),
+                    VerifyPolicy::default(),
+                )),
+                Arc::new(AwsIamVerifier::new(Arc::new(InstantSts), SERVER_ID)),
+            ],
+            signer: Arc::new(LocalKeyStore::new(signing, vec![])),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+        },
+        ExchangeSettings {
+            issuer_url: "https://claimex.example.com".into(),
+            token: TokenSettings::default(),
+        },
+    )
 }
 
 static NONCE: AtomicU64 = AtomicU64::new(0);
@@ -143,6 +218,43 @@ fn main() {
                         .verify(&token, &mut |_| Ok(entry.clone()), now())
                         .await
                         .unwrap()
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    // The whole exchange, both kinds, through the same exchanger.
+    let keys = Arc::new(keys);
+    let whole = exchanger(&rt, keys, claims["iss"].as_str().unwrap());
+    c.bench_function("exchange/oidc", |b| {
+        b.to_async(&rt).iter(|| async {
+            let (result, _audit) = whole
+                .exchange(&ExchangeRequest {
+                    kind: SubjectKind::Oidc,
+                    credential: black_box(&token),
+                    issuer_id: Some("github"),
+                    audience: None,
+                })
+                .await;
+            result.unwrap()
+        })
+    });
+    c.bench_function("exchange/aws", |b| {
+        b.to_async(&rt).iter_batched(
+            || signed("https://sts.amazonaws.com/", fake_key).token(),
+            |token| {
+                let whole = &whole;
+                async move {
+                    let (result, _audit) = whole
+                        .exchange(&ExchangeRequest {
+                            kind: SubjectKind::AwsIam,
+                            credential: &token,
+                            issuer_id: Some("aws"),
+                            audience: None,
+                        })
+                        .await;
+                    result.unwrap()
                 }
             },
             BatchSize::SmallInput,

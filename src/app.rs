@@ -20,7 +20,7 @@ use crate::mapper::shadow_runner::ShadowRunner;
 use crate::mapper::wasm::MapperRuntime;
 use crate::metrics::prometheus::{KeyAges, PrometheusMetrics};
 use crate::metrics::timed::{
-    TimedKeyStore, TimedLoader, TimedRoleAssumer, TimedStsCaller, TimedVerifier,
+    TimedKeyStore, TimedLoader, TimedOneUseStore, TimedRoleAssumer, TimedStsCaller, TimedVerifier,
 };
 use crate::metrics::{NoRecorder, Recorder};
 use crate::registry::file::FileSource;
@@ -31,7 +31,9 @@ use crate::signer::kms::KmsKeyStore;
 use crate::signer::local::{self, LocalKeyStore};
 use crate::signer::{KeyStore, SignerBackend};
 use crate::subject::SubjectVerifier;
-use crate::subject::aws_iam::{AwsIamVerifier, HttpSts, StsCaller};
+use crate::subject::aws_iam::{
+    AwsIamVerifier, DynamoOneUse, HttpSts, MemoryOneUse, OneUseStore, StsCaller,
+};
 use crate::subject::jwt::JwtVerifier;
 use crate::subject::jwt::issuer_keys::HttpIssuerKeys;
 use crate::system::{RandomIds, SystemClock};
@@ -170,8 +172,12 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         sts = Arc::new(TimedStsCaller::new(sts, recorder.clone()));
         assumer = Arc::new(TimedRoleAssumer::new(assumer, recorder.clone()));
     }
+    let mut one_use = one_use_store(config).await;
+    if metrics.is_some() {
+        one_use = Arc::new(TimedOneUseStore::new(one_use, recorder.clone()));
+    }
     let mut aws_iam: Arc<dyn SubjectVerifier> =
-        Arc::new(AwsIamVerifier::new(sts, &config.public_url));
+        Arc::new(AwsIamVerifier::new(sts, &config.public_url).with_one_use(one_use));
     if metrics.is_some() {
         aws_iam = Arc::new(TimedVerifier::new(aws_iam, recorder.clone()));
     }
@@ -196,6 +202,22 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         http: config.http.clone(),
         assumer,
     })
+}
+
+/// Where redeemed signed AWS requests are remembered: the DynamoDB table of `[aws_iam]
+/// replay_table`, shared by every instance, else memory (this instance only). No call is made
+/// here: the table is first written by the first exchange (claimex needs `dynamodb:PutItem`
+/// on it, nothing else).
+pub async fn one_use_store(config: &Config) -> Arc<dyn OneUseStore> {
+    match &config.aws_iam.replay_table {
+        Some(table) => {
+            let shared = crate::aws::sdk_config(&config.aws).await;
+            let client = crate::aws::dynamodb_client_from(&shared, &config.aws);
+            tracing::info!(table = %table, "signed AWS requests are remembered in DynamoDB (shared by every instance)");
+            Arc::new(DynamoOneUse::new(client, table))
+        }
+        None => Arc::new(MemoryOneUse::new()),
+    }
 }
 
 /// The ages of the cached issuer keys by issuer id, read from the key cache (by URL) and the

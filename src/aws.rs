@@ -38,7 +38,7 @@ const KMS_OPERATION_TIMEOUT: Duration = Duration::from_secs(7);
 
 /// The shared AWS configuration: the standard chain with the `[aws]` region override and
 /// claimex's timeouts. The endpoint override is applied per client ([`ssm_client_from`],
-/// [`kms_client_from`]).
+/// [`kms_client_from`], [`dynamodb_client_from`]).
 pub async fn sdk_config(config: &AwsSettings) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
         TimeoutConfig::builder()
@@ -84,6 +84,36 @@ pub fn kms_client_from(shared: &SdkConfig, config: &AwsSettings) -> aws_sdk_kms:
         builder = builder.endpoint_url(url);
     }
     aws_sdk_kms::Client::from_conf(builder.build())
+}
+
+/// Timeout of one attempt of a DynamoDB call (the one-use check is on the request path).
+const DYNAMODB_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Timeout of one DynamoDB call, retries included.
+const DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A DynamoDB client from an already loaded [`SdkConfig`], with the endpoint override, for
+/// the shared one-use store of AWS identities (`[aws_iam] replay_table`). One conditional
+/// `PutItem` sits on the request path, so it gives up soon: two attempts of at most 2 s
+/// each, 5 s in all; a throttled or unreachable table then refuses the exchange (503).
+pub fn dynamodb_client_from(shared: &SdkConfig, config: &AwsSettings) -> aws_sdk_dynamodb::Client {
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(shared)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_millis(250)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(DYNAMODB_ATTEMPT_TIMEOUT)
+                .operation_timeout(DYNAMODB_OPERATION_TIMEOUT)
+                .build(),
+        );
+    if let Some(url) = &config.endpoint_url {
+        builder = builder.endpoint_url(url);
+    }
+    aws_sdk_dynamodb::Client::from_conf(builder.build())
 }
 
 /// An STS client for `AssumeRoleWithWebIdentity`, unsigned: no credentials provider at all

@@ -18,6 +18,7 @@ use crate::mint::TokenSettings;
 use crate::registry::RegistrySettings;
 use crate::settings::SettingError;
 use crate::signer::SignerSettings;
+use crate::subject::aws_iam::AwsIamSettings;
 use crate::subject::jwt::issuer_keys::JwksSettings;
 use crate::subject::jwt::{VerifyPolicy, check_issuer_url};
 
@@ -67,6 +68,10 @@ pub struct Config {
     /// `[aws]`: AWS client settings shared by the AWS backends ([`AwsSettings`]).
     #[serde(default)]
     pub aws: AwsSettings,
+    /// `[aws_iam]`: server-wide settings of AWS identities, the shared one-use store
+    /// ([`AwsIamSettings`]).
+    #[serde(default)]
+    pub aws_iam: AwsIamSettings,
     /// `[shadow]`: the shadow mapper queue ([`ShadowSettings`]).
     #[serde(default)]
     pub shadow: ShadowSettings,
@@ -88,8 +93,8 @@ const TOP_LEVEL_KEYS: [&str; 5] = [
     "allow_http_loopback",
     "metrics_listen",
 ];
-const SECTIONS: [&str; 9] = [
-    "token", "verify", "jwks", "mapper", "registry", "signer", "aws", "http", "shadow",
+const SECTIONS: [&str; 10] = [
+    "token", "verify", "jwks", "mapper", "registry", "signer", "aws", "aws_iam", "http", "shadow",
 ];
 
 fn default_listen() -> String {
@@ -276,6 +281,7 @@ impl Config {
         section("signer", self.signer.validate())?;
         section("shadow", self.shadow.validate())?;
         section("http", self.http.validate())?;
+        section("aws_iam", self.aws_iam.validate())?;
         Ok(())
     }
 }

@@ -276,6 +276,9 @@ reason_codes! {
     StsUnavailable = "sts_unavailable" => Unavailable,
     /// STS cannot be reached now.
     AwsStsUnavailable = "aws_sts_unavailable" => Unavailable,
+    /// The shared one-use store (`[aws_iam] replay_table`, DynamoDB) cannot record a signed
+    /// AWS request now (unreachable, throttled, missing, denied): refused, never accepted.
+    ReplayStoreUnavailable = "replay_store_unavailable" => Unavailable,
     /// claimex failed.
     InternalError = "internal_error" => Internal,
 }

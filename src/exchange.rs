@@ -295,6 +295,24 @@ impl Exchanger {
                     ),
                 })?
             }
+            (None, Claimed::OnlyOfKind) => {
+                snapshot
+                    .only_of_kind(request.kind)
+                    .map_err(|lookup| match lookup {
+                        Lookup::Ambiguous(ids) => ExchangeError::coded(
+                            ReasonCode::AmbiguousIssuer,
+                            format!(
+                                "several {} issuer entries are registered ({}): name one with issuer_id (or ?issuerId=)",
+                                request.kind,
+                                ids.join(", ")
+                            ),
+                        ),
+                        _ => ExchangeError::coded(
+                            ReasonCode::UnknownIssuer,
+                            format!("no {} issuer entry is registered", request.kind),
+                        ),
+                    })?
+            }
             (None, Claimed::Unnamed(missing)) => {
                 return Err(ExchangeError::coded(
                     ReasonCode::MissingClaim,

@@ -55,6 +55,29 @@ fn toml_inline(value: &serde_json::Value) -> String {
     v.to_string()
 }
 
+/// `POST /token` with a signed request to the claimex at `url`, naming `issuer_id` if given.
+async fn exchange_at(url: &str, issuer_id: Option<&str>, token: &str) -> Answer {
+    let mut pairs = vec![
+        ("grant_type", GRANT),
+        ("subject_token_type", AWS4),
+        ("subject_token", token),
+    ];
+    if let Some(id) = issuer_id {
+        pairs.push(("issuer_id", id));
+    }
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let response = http()
+        .post(format!("{url}/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    Answer::read(response).await.unwrap()
+}
+
 struct Setup {
     /// An allowed STS endpoint where nothing listens (entry `aws-down`).
     down: String,
@@ -112,22 +135,7 @@ impl Setup {
     }
 
     async fn exchange(&self, issuer_id: &str, token: &str) -> Answer {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs([
-                ("grant_type", GRANT),
-                ("subject_token_type", AWS4),
-                ("subject_token", token),
-                ("issuer_id", issuer_id),
-            ])
-            .finish();
-        let response = http()
-            .post(format!("{}/token", self.claimex.url))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        Answer::read(response).await.unwrap()
+        exchange_at(&self.claimex.url, Some(issuer_id), token).await
     }
 
     async fn refused(&self, token: &str, error: &str, reason: &str) -> String {
@@ -370,5 +378,210 @@ async fn tampered_or_misbound_requests_are_refused_and_nothing_leaves_the_allow_
         connections.load(Ordering::SeqCst),
         0,
         "claimex connected to a host off the allow-list"
+    );
+}
+
+/// The server id both instances of a deployment share (each has its own `public_url` here).
+const SHARED_ID: &str = "https://claimex.shared";
+const TABLE: &str = "claimex-replay";
+
+/// The key claimex stores for a signed request: base64url(SHA-256(signature)).
+fn stored_key(signed: &Signed) -> String {
+    use base64::Engine as _;
+    let auth = signed.header("authorization").unwrap();
+    let signature = auth.rsplit_once("Signature=").unwrap().1;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        signature.as_bytes(),
+    ))
+}
+
+/// `[aws]` on `endpoint` and `[aws_iam] replay_table`: the shared one-use store.
+fn replay_settings(endpoint: &str) -> String {
+    format!(
+        "[aws]\nregion = {:?}\nendpoint_url = {endpoint:?}\n[aws_iam]\nreplay_table = {TABLE:?}\n",
+        moto::REGION
+    )
+}
+
+#[tokio::test]
+async fn two_instances_sharing_the_dynamodb_table_redeem_a_request_once() {
+    // STS checks signatures (its own emulator); the table lives in a plain one.
+    let sts_moto = Moto::start_authenticated(3);
+    let key = moto::create_user_with_key(&sts_moto.url(), "workload").await;
+    let table_moto = Moto::start();
+    let dynamodb = moto::dynamodb(&table_moto.url());
+    moto::create_replay_table(&dynamodb, TABLE).await;
+
+    let issuers = entry("aws", ACCOUNT, &sts_moto.url()) + &format!("server_id = {SHARED_ID:?}\n");
+    let start = || {
+        Claimex::new()
+            .issuers(&issuers)
+            .settings(FAST)
+            .settings(&replay_settings(&table_moto.url()))
+            .metrics()
+            .spawn()
+    };
+    let a = start().await;
+    let b = start().await;
+    let sign = |at: SystemTime| {
+        sigv4::sign_post(
+            &format!("{}/", sts_moto.url()),
+            "sts",
+            moto::REGION,
+            &key.0,
+            &key.1,
+            GET_CALLER_IDENTITY,
+            &[
+                ("x-claimex-server-id", SHARED_ID),
+                ("x-claimex-nonce", &format!("{at:?}")),
+            ],
+            at,
+        )
+    };
+
+    // Redeemed on A; refused on B (and on A again), before B calls STS.
+    let at = SystemTime::now();
+    let signed = sign(at);
+    let first = exchange_at(&a.url, Some("aws"), &signed.token()).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    jwks::verify_at(&a.url, first.json()["access_token"].as_str().unwrap()).await;
+    for other in [&b, &a] {
+        let again = exchange_at(&other.url, Some("aws"), &signed.token()).await;
+        again.assert_error(400, "invalid_grant");
+        assert_eq!(again.json()["reason_code"], "aws_request_replayed");
+        assert!(again.json().get("access_token").is_none());
+    }
+    // And the other way round: a request redeemed on B first is refused on A.
+    let second = sign(at + Duration::from_secs(1));
+    let on_b = exchange_at(&b.url, Some("aws"), &second.token()).await;
+    assert_eq!(on_b.status, 200, "{}", on_b.body);
+    let on_a = exchange_at(&a.url, Some("aws"), &second.token()).await;
+    assert_eq!(on_a.json()["reason_code"], "aws_request_replayed");
+
+    // The item: the hash of the signature, and when the request stops being valid (its
+    // x-amz-date, whole seconds, plus STS's 15 minutes), nothing else.
+    let signed_at = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let item = dynamodb
+        .get_item()
+        .table_name(TABLE)
+        .key(
+            "signature_sha256",
+            aws_sdk_dynamodb::types::AttributeValue::S(stored_key(&signed)),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the redeemed request is in the table");
+    assert_eq!(
+        item.get("expires_at").and_then(|v| v.as_n().ok()),
+        Some(&(signed_at + 15 * 60).to_string())
+    );
+    let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["expires_at", "signature_sha256"]);
+    let scan = dynamodb.scan().table_name(TABLE).send().await.unwrap();
+    assert_eq!(scan.count, 2, "one item per redeemed request");
+    let signature = signed
+        .header("authorization")
+        .unwrap()
+        .rsplit_once('=')
+        .unwrap()
+        .1;
+    assert!(!format!("{:?}", scan.items).contains(signature));
+
+    // Each instance's metrics say what its store answered.
+    let count = |url: &Option<String>, outcome: &'static str| {
+        let url = url.clone().unwrap();
+        async move {
+            claimex_testkit::client::metric_sum(
+                &url,
+                "claimex_replay_check_duration_seconds_count",
+                &[("backend", "dynamodb"), ("outcome", outcome)],
+            )
+            .await
+        }
+    };
+    assert_eq!(count(&a.metrics_url, "first").await, 1.0);
+    assert_eq!(count(&a.metrics_url, "replayed").await, 2.0);
+    assert_eq!(count(&b.metrics_url, "first").await, 1.0);
+    assert_eq!(count(&b.metrics_url, "replayed").await, 1.0);
+}
+
+#[tokio::test]
+async fn an_unreachable_table_refuses_with_503_and_mints_nothing() {
+    // STS is a listener that counts connections: the refusal must come before any call.
+    let (sts, connections) = counting_listener().await;
+    let closed = format!("http://127.0.0.1:{}", claimex_testkit::free_port());
+    let issuers =
+        entry("aws", ACCOUNT, sts.trim_end_matches('/')) + &format!("server_id = {SHARED_ID:?}\n");
+    let claimex = Claimex::new()
+        .issuers(&issuers)
+        .settings(FAST)
+        .settings(&replay_settings(&closed))
+        .spawn()
+        .await;
+    let signed = sigv4::sign_post(
+        &sts,
+        "sts",
+        moto::REGION,
+        "AKIDEXAMPLE",
+        "secret",
+        GET_CALLER_IDENTITY,
+        &[("x-claimex-server-id", SHARED_ID), ("x-claimex-nonce", "1")],
+        SystemTime::now(),
+    );
+    let answer = exchange_at(&claimex.url, Some("aws"), &signed.token()).await;
+    answer.assert_error(503, "temporarily_unavailable");
+    assert_eq!(answer.json()["reason_code"], "replay_store_unavailable");
+    assert_eq!(answer.retry_after.as_deref(), Some("5"));
+    assert!(answer.json().get("access_token").is_none());
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "fail closed: nothing was sent to STS"
+    );
+    // The audit line says refused, and no token id was minted.
+    let log = claimex.log();
+    let audit = log
+        .lines()
+        .find(|l| l.contains("replay_store_unavailable") && l.contains("claimex::audit"))
+        .unwrap_or_else(|| panic!("no audit line:\n{log}"));
+    let audit: serde_json::Value = serde_json::from_str(audit).unwrap();
+    assert_eq!(audit["decision"], "refuse");
+    assert_eq!(audit["outbound_jti"], "", "no token was minted");
+}
+
+#[tokio::test]
+async fn issuer_id_may_be_left_out_when_one_aws_entry_is_registered() {
+    let setup = Setup::start().await;
+    // Three aws-iam entries: the parameter is named, and the candidates.
+    let answer = exchange_at(&setup.claimex.url, None, &setup.good().token()).await;
+    let description = answer.assert_error(400, "invalid_request");
+    assert_eq!(answer.json()["reason_code"], "ambiguous_issuer");
+    for needle in ["issuer_id", "aws, aws-down, aws-other"] {
+        assert!(description.contains(needle), "{description}");
+    }
+
+    // One aws-iam entry (and an OIDC one, of another kind): it is used.
+    let issuers = entry("aws", ACCOUNT, &setup.moto.url())
+        + &format!(
+            "[issuers.github]\nissuer = \"https://token.actions.githubusercontent.com\"\naudiences = [\"x\"]\nmapper = {:?}\nmapper_config = {{ allowed_owner_ids = [\"65\"] }}\n",
+            mappers::file_name("claimex-mapper-github")
+        );
+    let single = Claimex::new().issuers(&issuers).settings(FAST).start();
+    let signed = setup.sign(
+        &format!("{}/", setup.moto.url()),
+        Some(&single.url),
+        SystemTime::now(),
+    );
+    let answer = exchange_at(&single.url, None, &signed.token()).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let claims =
+        jwks::verify_at(&single.url, answer.json()["access_token"].as_str().unwrap()).await;
+    assert_eq!(
+        claims["sub"],
+        format!("arn:aws:iam::{ACCOUNT}:user/workload")
     );
 }

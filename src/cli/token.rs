@@ -33,9 +33,9 @@ pub struct AwsArgs {
     /// The audience of the token (one of the entry's output_audiences).
     #[arg(long)]
     pub audience: Option<String>,
-    /// The issuer entry of kind aws-iam.
-    #[arg(long, default_value = "aws")]
-    pub issuer_id: String,
+    /// The issuer entry of kind aws-iam (default: the only one claimex has).
+    #[arg(long)]
+    pub issuer_id: Option<String>,
     /// The server id the entry expects (default: --url).
     #[arg(long)]
     pub server_id: Option<String>,
@@ -117,8 +117,10 @@ pub async fn aws(args: AwsArgs) -> anyhow::Result<ExitCode> {
         ("subject_token_type", AWS4_REQUEST_TOKEN_TYPE),
         ("subject_token", subject_token.as_str()),
         ("requested_token_type", JWT_TOKEN_TYPE),
-        ("issuer_id", args.issuer_id.as_str()),
     ];
+    if let Some(id) = &args.issuer_id {
+        form.push(("issuer_id", id));
+    }
     if let Some(audience) = &args.audience {
         form.push(("audience", audience));
     }

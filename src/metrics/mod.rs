@@ -88,6 +88,9 @@ pub trait Recorder: Send + Sync {
     /// An AWS STS call (`operation`: `GetCallerIdentity`, `AssumeRoleWithWebIdentity`) ended
     /// with `outcome` (`ok`, `refused`, `throttled`, `unavailable`).
     fn sts_call(&self, _operation: &'static str, _outcome: &'static str, _elapsed: Duration) {}
+    /// The one-use store of AWS identities (`backend`: `memory`, `dynamodb`) answered with
+    /// `outcome` (`first`, `replayed`, `throttled`, `unavailable`).
+    fn one_use(&self, _backend: &'static str, _outcome: &'static str, _elapsed: Duration) {}
     /// A KMS call other than `Sign` failed (`operation`: `refresh`, ...).
     fn kms_error(&self, _operation: &'static str) {}
     /// A shadow comparison ended.

@@ -116,6 +116,12 @@ struct OperationOutcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendOutcome {
+    backend: Text,
+    outcome: Text,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct IssuerLabel {
     issuer: Text,
 }
@@ -154,6 +160,7 @@ pub struct PrometheusMetrics {
     sign_errors: Family<BackendError, Counter>,
     kms_errors: Family<OperationLabel, Counter>,
     sts_seconds: Histograms<OperationOutcome>,
+    one_use_seconds: Histograms<BackendOutcome>,
     key_fetch_seconds: Histograms<IssuerLabel>,
     key_fetches: Family<IssuerResult, Counter>,
     key_age: Family<IssuerLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -195,6 +202,7 @@ impl PrometheusMetrics {
             sign_errors: Family::default(),
             kms_errors: Family::default(),
             sts_seconds: histograms(),
+            one_use_seconds: histograms(),
             key_fetch_seconds: histograms(),
             key_fetches: Family::default(),
             key_age: Family::default(),
@@ -269,6 +277,13 @@ impl PrometheusMetrics {
              throttled, unavailable)",
             Unit::Seconds,
             m.sts_seconds.clone(),
+        );
+        metrics.register_with_unit(
+            "replay_check_duration",
+            "One check of the one-use store of AWS identities' signed requests, by backend \
+             (memory, dynamodb) and outcome (first, replayed, throttled, unavailable)",
+            Unit::Seconds,
+            m.one_use_seconds.clone(),
         );
         metrics.register_with_unit(
             "issuer_key_fetch_duration",
@@ -512,6 +527,15 @@ impl Recorder for PrometheusMetrics {
         self.sts_seconds
             .get_or_create(&OperationOutcome {
                 operation: Cow::Borrowed(operation),
+                outcome: Cow::Borrowed(outcome),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    fn one_use(&self, backend: &'static str, outcome: &'static str, elapsed: Duration) {
+        self.one_use_seconds
+            .get_or_create(&BackendOutcome {
+                backend: Cow::Borrowed(backend),
                 outcome: Cow::Borrowed(outcome),
             })
             .observe(elapsed.as_secs_f64());

@@ -17,7 +17,9 @@ use crate::mapper::{
 use crate::signer::{KeyStore, PublicJwk, SignError, SignerHealth, SigningAlg, SigningKey};
 use crate::subject::aws_iam::identity::CallerIdentity;
 use crate::subject::aws_iam::request::SignedRequest;
-use crate::subject::aws_iam::{StsCaller, StsError};
+use crate::subject::aws_iam::{
+    OneUseError, OneUseStore, Redeemed, Redemption, StsCaller, StsError,
+};
 use crate::subject::{Choose, SubjectKind, SubjectVerifier, Verified};
 
 /// A verifier whose calls are timed.
@@ -209,6 +211,40 @@ impl StsCaller for TimedStsCaller {
         };
         self.recorder
             .sts_call("GetCallerIdentity", outcome, started.elapsed());
+        result
+    }
+}
+
+/// The one-use store of AWS identities, timed by outcome.
+pub struct TimedOneUseStore {
+    inner: Arc<dyn OneUseStore>,
+    recorder: Arc<dyn Recorder>,
+}
+
+impl TimedOneUseStore {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn OneUseStore>, recorder: Arc<dyn Recorder>) -> TimedOneUseStore {
+        TimedOneUseStore { inner, recorder }
+    }
+}
+
+#[async_trait]
+impl OneUseStore for TimedOneUseStore {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    async fn redeem(&self, redemption: &Redemption, now: u64) -> Result<Redeemed, OneUseError> {
+        let started = Instant::now();
+        let result = self.inner.redeem(redemption, now).await;
+        let outcome = match &result {
+            Ok(Redeemed::First) => "first",
+            Ok(Redeemed::Again) => "replayed",
+            Err(OneUseError::Throttled(_)) => "throttled",
+            Err(OneUseError::Unavailable(_)) => "unavailable",
+        };
+        self.recorder
+            .one_use(self.inner.backend(), outcome, started.elapsed());
         result
     }
 }

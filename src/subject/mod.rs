@@ -136,6 +136,9 @@ pub enum Claimed<'a> {
     Issuer(&'a str),
     /// It names none; the text says what is missing.
     Unnamed(&'static str),
+    /// It names none and cannot (a signed AWS request): without an issuer id, the one entry
+    /// of the credential's kind is used, when exactly one is registered.
+    OnlyOfKind,
 }
 
 /// How a verifier asks for the entry that verifies a credential: given what the credential

@@ -4,13 +4,20 @@
 //! - [`policy`]: the entry's fields (accounts, STS allow-list, server id);
 //! - [`request`]: the subject token's encoding and every pure check before anything is sent;
 //! - [`identity`]: STS's answer (`Arn`, `Account`, `UserId`) read and turned into claims;
-//! - `sts.rs`: the adapter, which sends the checked request to STS ([`StsCaller`]).
+//! - [`one_use`]: the one-use port ([`OneUseStore`]), what it stores, the `[aws_iam]`
+//!   settings that choose it;
+//! - adapters: `sts.rs` sends the checked request to STS ([`StsCaller`]); [`memory`] (the
+//!   default, per instance) and [`dynamodb`] (shared by every instance) remember redeemed
+//!   signatures.
 //!
 //! [`AwsIamVerifier`] runs them in order: decode and check (pure), refuse a signature already
-//! redeemed (a bounded in-memory cache whose entries outlive the signing window), call STS,
-//! accept the account, and hand the claims to the mapper.
+//! redeemed (the one-use store; a store that cannot answer refuses the exchange: 503), call
+//! STS, accept the account, and hand the claims to the mapper.
 
+pub mod dynamodb;
 pub mod identity;
+pub mod memory;
+pub mod one_use;
 pub mod policy;
 pub mod request;
 mod sts;
@@ -20,7 +27,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use dynamodb::DynamoOneUse;
 pub use identity::CallerIdentity;
+pub use memory::MemoryOneUse;
+pub use one_use::{AwsIamSettings, OneUseError, OneUseStore, Redeemed, Redemption};
 pub use policy::{AwsIamPolicy, AwsIamSpec, StsEndpoints};
 pub use request::{SERVER_ID_HEADER, SignedRequest};
 pub use sts::HttpSts;
@@ -31,9 +41,6 @@ use crate::subject::{Choose, Claimed, SubjectKind, SubjectPolicy, SubjectVerifie
 /// The subject token type of a signed AWS request (RFC 8693 `subject_token_type`, as Google's
 /// STS names it).
 pub const AWS4_REQUEST_TOKEN_TYPE: &str = "urn:ietf:params:aws:token-type:aws4_request";
-
-/// How many redeemed signatures are remembered at most.
-pub const REDEEMED_CAPACITY: u64 = 100_000;
 
 /// What STS answered when it did not confirm the identity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,23 +67,27 @@ pub trait StsCaller: Send + Sync {
 pub struct AwsIamVerifier {
     sts: Arc<dyn StsCaller>,
     default_server_id: String,
-    redeemed: moka::future::Cache<String, ()>,
+    one_use: Arc<dyn OneUseStore>,
 }
 
+/// How long a caller is told to wait when the one-use store cannot answer.
+const ONE_USE_RETRY: Duration = Duration::from_secs(5);
+
 impl AwsIamVerifier {
-    /// A verifier sending through `sts`; requests must carry `default_server_id` (claimex's
-    /// `public_url`) unless the entry sets its own.
+    /// A verifier sending through `sts`, remembering redeemed requests in memory; requests
+    /// must carry `default_server_id` (claimex's `public_url`) unless the entry sets its own.
     pub fn new(sts: Arc<dyn StsCaller>, default_server_id: &str) -> AwsIamVerifier {
         AwsIamVerifier {
             sts,
             default_server_id: default_server_id.to_owned(),
-            redeemed: moka::future::Cache::builder()
-                .max_capacity(REDEEMED_CAPACITY)
-                // A request is accepted while its date is within the window either side of
-                // now: remembered for both sides, and a minute more.
-                .time_to_live(Duration::from_secs(2 * request::DATE_WINDOW_SECS + 60))
-                .build(),
+            one_use: Arc::new(MemoryOneUse::new()),
         }
+    }
+
+    /// The same verifier remembering redeemed requests in `store` (by default, in memory).
+    pub fn with_one_use(mut self, store: Arc<dyn OneUseStore>) -> AwsIamVerifier {
+        self.one_use = store;
+        self
     }
 }
 
@@ -92,9 +103,7 @@ impl SubjectVerifier for AwsIamVerifier {
         choose: &mut Choose<'_>,
         now: u64,
     ) -> Result<Verified, ExchangeError> {
-        let policy = match choose(Claimed::Unnamed(
-            "a signed AWS request names no issuer entry",
-        ))? {
+        let policy = match choose(Claimed::OnlyOfKind)? {
             SubjectPolicy::AwsIam(policy) => policy,
             _ => {
                 return Err(ExchangeError::coded(
@@ -108,16 +117,22 @@ impl SubjectVerifier for AwsIamVerifier {
             .as_deref()
             .unwrap_or(&self.default_server_id);
         let signed = request::check(credential, &policy, server_id, now)?;
-        let entry = self
-            .redeemed
-            .entry(signed.signature.clone())
-            .or_insert(())
-            .await;
-        if !entry.is_fresh() {
-            return Err(ExchangeError::coded(
-                ReasonCode::AwsRequestReplayed,
-                "this signed request was already redeemed: sign a new one for each exchange",
-            ));
+        match self.one_use.redeem(&Redemption::of(&signed), now).await {
+            Ok(Redeemed::First) => {}
+            Ok(Redeemed::Again) => {
+                return Err(ExchangeError::coded(
+                    ReasonCode::AwsRequestReplayed,
+                    "this signed request was already redeemed: sign a new one for each exchange",
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(backend = self.one_use.backend(), error = %e, "the one-use store cannot record a signed AWS request: refused (fail closed)");
+                return Err(ExchangeError::coded(
+                    ReasonCode::ReplayStoreUnavailable,
+                    "claimex cannot record this signed request as used now, so it does not accept it; sign a new request and try again shortly",
+                )
+                .retry_after(ONE_USE_RETRY));
+            }
         }
         let identity = self
             .sts
@@ -228,6 +243,48 @@ mod tests {
             1,
             "a replay must not reach STS"
         );
+    }
+
+    /// A store that cannot answer, and remembers what it was asked.
+    struct DownStore(std::sync::Mutex<Vec<(Redemption, u64)>>, OneUseError);
+    #[async_trait]
+    impl OneUseStore for DownStore {
+        fn backend(&self) -> &'static str {
+            "down"
+        }
+        async fn redeem(&self, r: &Redemption, now: u64) -> Result<Redeemed, OneUseError> {
+            self.0.lock().unwrap().push((r.clone(), now));
+            Err(self.1.clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_cannot_answer_refuses_before_sts() {
+        for error in [
+            OneUseError::Unavailable("connection refused".into()),
+            OneUseError::Throttled("ProvisionedThroughputExceeded".into()),
+        ] {
+            let sts = Arc::new(FakeSts(AtomicUsize::new(0), Ok(identity("123456789012"))));
+            let store = Arc::new(DownStore(Default::default(), error));
+            let v = AwsIamVerifier::new(sts.clone(), "https://claimex.example.com")
+                .with_one_use(store.clone());
+            let err = verify(&v, &token('f')).await.unwrap_err();
+            assert_eq!(err.reason_code(), "replay_store_unavailable");
+            assert_eq!(err.code().as_str(), "temporarily_unavailable");
+            assert_eq!(err.retry_after, Some(ONE_USE_RETRY));
+            assert!(!err.description.contains("connection refused"));
+            assert_eq!(
+                sts.0.load(Ordering::SeqCst),
+                0,
+                "fail closed: STS not called"
+            );
+            let asked = store.0.lock().unwrap().clone();
+            assert_eq!(asked.len(), 1);
+            // The time passed in, and the end of the request's window (signed at NOW).
+            assert_eq!(asked[0].1, NOW);
+            assert_eq!(asked[0].0.expires_at, NOW + request::DATE_WINDOW_SECS);
+            assert!(!asked[0].0.key.contains("fff"), "the signature is hashed");
+        }
     }
 
     #[tokio::test]

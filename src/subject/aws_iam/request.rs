@@ -86,6 +86,8 @@ pub struct SignedRequest {
     pub signature: String,
     /// The region of the credential scope.
     pub region: String,
+    /// Its `x-amz-date`, seconds since the Unix epoch.
+    pub signed_at: u64,
 }
 
 fn refuse(code: ReasonCode, description: impl Into<String>) -> ExchangeError {
@@ -253,6 +255,7 @@ pub fn check(
         body: encoded.body,
         signature: auth.signature,
         region: auth.region,
+        signed_at,
     })
 }
 

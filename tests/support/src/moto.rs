@@ -1,7 +1,7 @@
 //! The AWS API emulator: `moto_server` on 127.0.0.1, started through `moto_launcher.py` (beside
 //! this crate's `Cargo.toml`: it fixes moto's KMS `MessageType=DIGEST` signing and
-//! `GetPublicKey` answer, see its docstring), the real `aws-sdk-ssm`/`aws-sdk-kms` clients
-//! pointed at it, a loopback TCP [`Proxy`] that can cut or blackhole it, and claimex's
+//! `GetPublicKey` answer, see its docstring), the real `aws-sdk-ssm`/`aws-sdk-kms`/
+//! `aws-sdk-dynamodb` clients pointed at it (and the one-use table of AWS identities), a loopback TCP [`Proxy`] that can cut or blackhole it, and claimex's
 //! configuration for the SSM registry and the KMS signer on it.
 //!
 //! Needs `moto[server]` (`make emulator`, or `pip install "moto[server]"`); the Python
@@ -323,6 +323,63 @@ pub fn kms(url: &str) -> aws_sdk_kms::Client {
         .endpoint_url(url)
         .build();
     aws_sdk_kms::Client::from_conf(config)
+}
+
+/// A DynamoDB client for the emulator at `url`.
+pub fn dynamodb(url: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new(REGION))
+        .credentials_provider(credentials())
+        .endpoint_url(url)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// Creates the one-use table of AWS identities as the deploy templates do: partition key
+/// `signature_sha256` (a string), on demand, TTL on `expires_at`.
+pub async fn create_replay_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
+    fn built<T>(e: aws_sdk_dynamodb::error::BuildError) -> T {
+        panic!("DynamoDB request: {e}")
+    }
+    dynamodb
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("signature_sha256")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap_or_else(built),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("signature_sha256")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap_or_else(built),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DynamoDB CreateTable {name}: {e:?}"));
+    dynamodb
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expires_at")
+                .build()
+                .unwrap_or_else(built),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DynamoDB UpdateTimeToLive {name}: {e:?}"));
 }
 
 /// Creates an asymmetric signing key of `spec` and returns its ARN.
