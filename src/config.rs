@@ -357,11 +357,17 @@ mod tests {
                 ("CLAIMEX_SIGNER__KMS_KEY_ID", "alias/claimex"),
                 ("CLAIMEX_SIGNER__KMS_PUBLISHED_KEY_IDS", "k1, k2"),
                 ("CLAIMEX_TOKEN__LIFETIME_SECS", "600"),
+                ("CLAIMEX_AWS_IAM__REPLAY_TABLE", "claimex-replay"),
                 ("CLAIMEX_LOG", "debug"),
                 ("OTHER", "x"),
             ]),
         )
         .unwrap();
+        assert_eq!(
+            config.aws_iam.replay_table.as_deref(),
+            Some("claimex-replay")
+        );
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
         assert_eq!(config.signer.backend, crate::signer::SignerBackend::Kms);
         assert_eq!(config.signer.kms_published_key_ids, vec!["k1", "k2"]);
         assert_eq!(config.token.lifetime_secs, 600);
@@ -409,6 +415,13 @@ mod tests {
                     ("CLAIMEX_LISTEN", "nowhere"),
                 ],
                 "listen",
+            ),
+            (
+                vec![
+                    ("CLAIMEX_PUBLIC_URL", "https://c.example"),
+                    ("CLAIMEX_AWS_IAM__REPLAY_TABLE", "no/such table"),
+                ],
+                "aws_iam.replay_table",
             ),
         ];
         for (vars, needle) in cases {
