@@ -4,6 +4,12 @@
 //! STS, maps the identity with the stock rules mapper and mints a JWT. Each tampered or
 //! misbound request gets its documented refusal, and nothing is ever sent to a host off the
 //! entry's STS allow-list (a loopback listener counts the connections it gets).
+//!
+//! The shared one-use table: two `claimex serve` processes with `[aws_iam] replay_table` on
+//! the emulator's DynamoDB (the table created with the real SDK, as the templates create it)
+//! redeem a signed request once between them, and the item holds the signature's hash and the
+//! end of its window; an unreachable or missing table refuses with 503 before STS is called.
+//! `issuer_id` left out: the one `aws-iam` entry is used, several are named in the refusal.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -551,6 +557,24 @@ async fn an_unreachable_table_refuses_with_503_and_mints_nothing() {
     let audit: serde_json::Value = serde_json::from_str(audit).unwrap();
     assert_eq!(audit["decision"], "refuse");
     assert_eq!(audit["outbound_jti"], "", "no token was minted");
+
+    // DynamoDB answering, but without the table (ResourceNotFoundException): refused alike.
+    let no_table = Moto::start();
+    let claimex = Claimex::new()
+        .issuers(&issuers)
+        .settings(FAST)
+        .settings(&replay_settings(&no_table.url()))
+        .spawn()
+        .await;
+    let answer = exchange_at(&claimex.url, Some("aws"), &signed.token()).await;
+    answer.assert_error(503, "temporarily_unavailable");
+    assert_eq!(answer.json()["reason_code"], "replay_store_unavailable");
+    assert!(
+        claimex.log().contains("ResourceNotFound"),
+        "the log says why:\n{}",
+        claimex.log()
+    );
+    assert_eq!(connections.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
