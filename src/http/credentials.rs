@@ -22,7 +22,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::{AppState, error_response, header_text, names_json, read_capped};
 use crate::audit::Audit;
 use crate::credentials::CredentialsRequest;
-use crate::error::{ExchangeError, ReasonCode};
+use crate::error::{ExchangeError, ReasonCode, shown};
 use crate::exchange::ExchangeRequest;
 use crate::metrics::ExchangeRecord;
 use crate::subject::SubjectKind;
@@ -102,10 +102,10 @@ pub fn credentials_query(query: &str) -> Result<CredentialsQuery, ExchangeError>
             }
             other => {
                 // Cut: the name is the caller's, and goes into the answer.
-                let shown: String = other.chars().take(32).collect();
                 return Err(invalid(format!(
-                    "unknown parameter {shown:?}: POST /credentials takes issuerId, format, \
-                     role_arn, duration_seconds, role_session_name"
+                    "unknown parameter {}: POST /credentials takes issuerId, format, \
+                     role_arn, duration_seconds, role_session_name",
+                    shown(other, 32)
                 )));
             }
         }

@@ -14,7 +14,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{AppState, error_response, header_text, read_capped};
 use crate::audit::Audit;
-use crate::error::{ExchangeError, ReasonCode};
+use crate::error::{ExchangeError, ReasonCode, shown};
 use crate::exchange::ExchangeRequest;
 use crate::metrics::ExchangeRecord;
 use crate::subject::SubjectKind;
@@ -114,8 +114,8 @@ pub fn parse_token_request(query: &str, body: &[u8]) -> Result<TokenRequest, Exc
         return Err(refused(
             ReasonCode::UnsupportedGrantType,
             format!(
-                "claimex supports the grant type {TOKEN_EXCHANGE_GRANT} only, not {:?}",
-                grant_type.chars().take(128).collect::<String>()
+                "claimex supports the grant type {TOKEN_EXCHANGE_GRANT} only, not {}",
+                shown(&grant_type, 128)
             ),
         ));
     }
@@ -132,8 +132,8 @@ pub fn parse_token_request(query: &str, body: &[u8]) -> Result<TokenRequest, Exc
         refused(
             ReasonCode::UnsupportedTokenType,
             format!(
-                "claimex does not read subject tokens of type {:?}; it reads {}",
-                token_type.chars().take(128).collect::<String>(),
+                "claimex does not read subject tokens of type {}; it reads {}",
+                shown(&token_type, 128),
                 SUBJECT_TOKEN_TYPES
                     .iter()
                     .map(|(t, _)| *t)
@@ -148,8 +148,8 @@ pub fn parse_token_request(query: &str, body: &[u8]) -> Result<TokenRequest, Exc
         return Err(refused(
             ReasonCode::UnsupportedRequestedTokenType,
             format!(
-                "claimex issues {JWT_TOKEN_TYPE} only, not {:?}",
-                requested.chars().take(128).collect::<String>()
+                "claimex issues {JWT_TOKEN_TYPE} only, not {}",
+                shown(&requested, 128)
             ),
         ));
     }
@@ -415,6 +415,25 @@ mod tests {
         );
     }
 
+    /// Found by the aws_request fuzz target: a value of control characters, cut to 128
+    /// characters *before* escaping, escaped to 768 and made an over-long description.
+    #[test]
+    fn a_quoted_value_is_bounded_after_escaping() {
+        let hostile = format!("urn:x{}", "\u{15}".repeat(300));
+        for (name, cut) in [
+            ("grant_type", "grant_type"),
+            ("subject_token_type", "subject_token_type"),
+            ("requested_token_type", "requested_token_type"),
+        ] {
+            let mut pairs = ok();
+            pairs.retain(|(k, _)| *k != name);
+            pairs.push((cut, &hostile));
+            let e = parse_token_request("", &form(&pairs)).unwrap_err();
+            assert!(e.description.len() < 400, "{name}: {}", e.description);
+            assert!(!e.description.contains('\u{15}'), "{name}");
+        }
+    }
+
     proptest::proptest! {
         /// Any query and form body parse to a request or a typed refusal, never a panic, and
         /// a refusal never quotes the subject token.
@@ -422,6 +441,7 @@ mod tests {
         fn any_form_is_parsed_or_refused(query in ".{0,80}", body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
             if let Err(e) = parse_token_request(&query, &body) {
                 proptest::prop_assert!(!e.description.is_empty());
+                proptest::prop_assert!(e.description.len() < 600, "{}", e.description);
             }
         }
     }
