@@ -366,6 +366,43 @@ async fn serve_writes_the_deny_code_in_the_audit_line() {
     );
 }
 
+/// The server writes its log in batches (issue 15): a clean shutdown (SIGTERM, as ECS and
+/// systemd stop it) still writes every audit line, and the process exits 0.
+#[tokio::test]
+async fn a_clean_shutdown_writes_every_buffered_audit_line() {
+    let issuer = TestIssuer::start().unwrap();
+    let server = Claimex::new()
+        .issuers(&entries::file(
+            "github",
+            issuer.url(),
+            "claimex",
+            "claimex-mapper-github",
+            r#"{ allowed_owners = ["octo-org"] }"#,
+        ))
+        .workers(1)
+        .cache_dir(None)
+        // Longer than the test: only a full batch or the shutdown writes.
+        .env("CLAIMEX_LOG_FLUSH_MS", "60000")
+        .spawn()
+        .await;
+    let token = issuer.mint(&issuer.github_claims("claimex", now()));
+    const EXCHANGES: usize = 200;
+    for _ in 0..EXCHANGES {
+        let answer = client::exchange(&server.url, "?issuerId=github", token.clone()).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let (status, log) = server.terminate();
+    let status = status.unwrap_or_else(|| panic!("claimex did not stop on SIGTERM:\n{log}"));
+    assert!(status.success(), "{status}\n{log}");
+    let issued = log
+        .lines()
+        .filter(|l| {
+            l.contains("\"target\":\"claimex::audit\"") && l.contains("\"decision\":\"allow\"")
+        })
+        .count();
+    assert_eq!(issued, EXCHANGES, "audit lines lost:\n{log}");
+}
+
 #[test]
 fn issuers_check_reads_a_file_as_the_registry_does() {
     let dir = tempfile::tempdir().unwrap();

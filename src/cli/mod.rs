@@ -16,6 +16,7 @@ pub mod demo;
 pub mod issuers;
 pub mod keys;
 mod log;
+mod log_buffer;
 pub mod mapper;
 pub mod replay;
 pub mod scaffold;
@@ -319,20 +320,39 @@ enum MapperCommand {
     },
 }
 
-fn init_logging(json: bool, default_filter: &str) {
+/// Starts logging to stderr. The server (`json`) logs through [`log_buffer`]: batched, and
+/// flushed in full when the returned guard drops; the other commands write each line at once.
+fn init_logging(
+    json: bool,
+    default_filter: &str,
+) -> Option<log_buffer::FlushGuard<std::io::Stderr>> {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLAIMEX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let fmt = if json {
-        fmt.json()
+    let mut warning = None;
+    let (fmt, guard) = if json {
+        let (interval, unusable) = log_buffer::interval_from_env();
+        let (writer, guard) = log_buffer::LogBuffer::new(
+            std::io::stderr(),
+            interval.is_none(),
+            interval.unwrap_or(log_buffer::INTERVAL),
+        );
+        warning = unusable;
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .json()
             .flatten_event(true)
             .with_current_span(false)
-            .boxed()
+            .boxed();
+        (fmt, Some(guard))
     } else {
-        fmt.compact().boxed()
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .compact()
+            .boxed();
+        (fmt, None)
     };
     tracing_subscriber::registry()
         .with(filter)
@@ -343,16 +363,22 @@ fn init_logging(json: bool, default_filter: &str) {
         )
         .with(log::ClientErrors::default())
         .init();
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
+    guard
 }
 
 /// Parses the command line and runs the command; the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let log_guard = match cli.command {
         Command::Serve { .. } => init_logging(true, "info"),
         _ => init_logging(false, "warn"),
-    }
+    };
     let result = actix_web::rt::System::new().block_on(run(cli.command));
+    // Every line logged before this point is written now (the server has stopped).
+    drop(log_guard);
     match result {
         Ok(code) => code,
         Err(e) => {
