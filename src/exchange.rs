@@ -127,6 +127,11 @@ impl Exchanger {
         &self.ports.signer
     }
 
+    /// Now, by the exchange's clock (seconds since the Unix epoch).
+    pub fn now(&self) -> u64 {
+        self.ports.clock.now()
+    }
+
     /// Exchanges the request's credential: verified against the entry the caller names, else
     /// the one its credential claims; mapped by that entry's mapper; signed.
     pub async fn exchange(

@@ -464,6 +464,73 @@ fn issuers_check_reads_a_file_as_the_registry_does() {
     );
 }
 
+/// The issuer entries in `examples/issuers/` load as the registry loads them (their fields,
+/// their stock mapper, its check of their `mapper_config`), and the credentials fields are
+/// read: the GitHub and GitLab entries allow the role the CI examples assume.
+#[test]
+fn the_example_issuer_entries_load_with_their_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/issuers");
+    let mut issuers = serde_json::Map::new();
+    for file in std::fs::read_dir(&examples).unwrap() {
+        let file = file.unwrap().path();
+        let id = file.file_stem().unwrap().to_str().unwrap().to_owned();
+        let entry: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        issuers.insert(id, entry);
+    }
+    assert!(issuers.len() >= 3, "{issuers:?}");
+    let file = dir.path().join("issuers.json");
+    std::fs::write(&file, serde_json::json!({ "issuers": issuers }).to_string()).unwrap();
+    // The entries name the mappers as the container image installs them (<name>.wasm).
+    let mappers = dir.path().join("mappers");
+    std::fs::create_dir(&mappers).unwrap();
+    for name in ["github", "gitlab", "rules"] {
+        std::fs::copy(
+            mapper(&format!("claimex-mapper-{name}")),
+            mappers.join(format!("{name}.wasm")),
+        )
+        .unwrap();
+    }
+    let out = claimex(&[
+        "issuers",
+        "check",
+        path(&file),
+        "--mapper-dir",
+        path(&mappers),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("every entry would load"), "{t}");
+    let role = "arn:aws:iam::111122223333:role/claimex-ci";
+    for id in ["github", "gitlab"] {
+        let line = t
+            .lines()
+            .find(|l| l.starts_with(&format!("ok    {id}:")))
+            .unwrap_or_else(|| panic!("no line for {id}: {t}"));
+        assert!(
+            line.ends_with(&format!(
+                "AWS credentials for {role}, default {role}, at most 3600 s"
+            )),
+            "{line}"
+        );
+    }
+    // The AWS identities entry hands out none (its mapper's tags fit no role of the docs).
+    assert!(t.contains("no AWS credentials (no allowed_roles)"), "{t}");
+    // The role the CI examples assume is the one the entries allow.
+    for example in [
+        "examples/github-actions-credentials.yml",
+        "examples/gitlab-ci-credentials.yml",
+    ] {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(example)).unwrap();
+        assert!(
+            text.contains(&format!("AWS_ROLE_ARN: {role}")),
+            "{example} assumes another role"
+        );
+    }
+}
+
 /// Claim sets for replay: a directory with a JSON-lines file of three GitHub claim sets (the
 /// second on `refs/heads/dev`, the third of another owner) and a single `.json` file.
 fn replay_claims(dir: &tempfile::TempDir) -> std::path::PathBuf {

@@ -580,3 +580,91 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `claimex credentials ...` commands written in `text`: each occurrence followed by
+    /// flags (not in a `#` comment or after a backtick: prose), continuation lines (`\` newline) joined, cut at the end of its shell word list
+    /// (a newline, `)`, `'` or a printf `\n`), quotes dropped, and every shell variable or
+    /// printf `%s` replaced by a value. The words after `claimex`.
+    fn credentials_commands(text: &str) -> Vec<Vec<String>> {
+        let joined = text.replace("\\\n", " ");
+        let mut commands = Vec::new();
+        let mut rest = joined.as_str();
+        while let Some(at) = rest.find("claimex credentials --") {
+            let line_start = rest[..at].rfind('\n').map_or(0, |i| i + 1);
+            let comment = rest[line_start..at].trim_start().starts_with('#');
+            let quoted = rest[..at].ends_with('`');
+            let tail = &rest[at + "claimex ".len()..];
+            if comment || quoted {
+                // Prose about the command, not a command.
+                rest = tail;
+                continue;
+            }
+            let end = tail
+                .find(['\n', ')', '\''])
+                .into_iter()
+                .chain(tail.find("\\n"))
+                .min()
+                .unwrap_or(tail.len());
+            let words = tail[..end]
+                .split_whitespace()
+                .map(|w| w.trim_matches('"'))
+                .map(|w| {
+                    if w.starts_with('$') || w == "%s" {
+                        "https://claimex.example.com".to_owned()
+                    } else {
+                        w.to_owned()
+                    }
+                })
+                .collect();
+            commands.push(words);
+            rest = &tail[end..];
+        }
+        commands
+    }
+
+    /// Every `claimex credentials` command the CI examples and the README write is one this
+    /// parser takes: a flag renamed or removed fails here, not in a user's pipeline.
+    #[test]
+    fn the_documented_credentials_commands_parse() {
+        for (name, text, at_least) in [
+            (
+                "examples/github-actions-credentials.yml",
+                include_str!("../../examples/github-actions-credentials.yml"),
+                2,
+            ),
+            (
+                "examples/gitlab-ci-credentials.yml",
+                include_str!("../../examples/gitlab-ci-credentials.yml"),
+                1,
+            ),
+            ("README.md", include_str!("../../README.md"), 1),
+        ] {
+            let commands = credentials_commands(text);
+            assert!(commands.len() >= at_least, "{name}: {commands:?}");
+            for words in commands {
+                let parsed =
+                    Cli::try_parse_from(std::iter::once("claimex".to_owned()).chain(words.clone()));
+                match parsed {
+                    Ok(Cli {
+                        command: Command::Credentials { url, .. },
+                    }) => assert!(url.starts_with("https://"), "{name}: {words:?}"),
+                    Ok(_) => panic!("{name}: not `claimex credentials`: {words:?}"),
+                    Err(e) => panic!("{name}: `claimex {}` does not parse: {e}", words.join(" ")),
+                }
+            }
+        }
+        // The extraction itself: a flag the parser does not know is refused.
+        let bad = credentials_commands(
+            "x claimex credentials --url u --issuer-id g --gitlab-ci --role x\n",
+        );
+        assert_eq!(bad.len(), 1);
+        assert!(
+            Cli::try_parse_from(std::iter::once("claimex".to_owned()).chain(bad[0].clone()))
+                .is_err()
+        );
+    }
+}
