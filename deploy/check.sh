@@ -131,6 +131,29 @@ for path in glob.glob("deploy/**/Dockerfile*", recursive=True):
 
 # 3. Issuer registrations: the shape claimex's registry reads.
 ALGS = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}
+# Fields every kind takes: AWS credentials out (POST /credentials, POST /token), checked as
+# claimex checks them at load (src/credentials/mod.rs, CredentialsPolicy::from_entry).
+CREDENTIALS_KEYS = {"allowed_roles", "default_role_arn", "max_duration_seconds"}
+ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[!-~]*[!-.0-~]")
+def role_glob(pattern):
+    # claimex's allowed_roles globs: * any run of characters (across /), ? one, all else itself.
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + r"\Z", re.S)
+def allows(entry, role):
+    return any(role_glob(p).match(role) for p in entry.get("allowed_roles") or [])
+def check_credentials(path, v):
+    roles = v.get("allowed_roles")
+    if roles is not None and (not isinstance(roles, list) or not all(isinstance(r, str) and (r == "*" or r.startswith("arn:")) and len(r) <= 2048 for r in roles)):
+        err(f"{path}: allowed_roles must be a list of role ARN patterns (arn:..., * and ? as wildcards, or * alone)")
+    if "default_role_arn" in v:
+        role = v["default_role_arn"]
+        if not isinstance(role, str) or not ROLE_ARN.fullmatch(role) or "*" in role or "?" in role:
+            err(f"{path}: default_role_arn must be a role ARN (arn:aws:iam::<12 digits>:role/<name>)")
+        elif not allows(v, role):
+            err(f"{path}: default_role_arn {role} matches none of allowed_roles")
+    if "max_duration_seconds" in v:
+        m = v["max_duration_seconds"]
+        if not isinstance(m, int) or isinstance(m, bool) or not 900 <= m <= 43200:
+            err(f"{path}: max_duration_seconds must be a whole number from 900 to 43200")
 issuers = {}
 for path in sorted(glob.glob("examples/issuers/*.json")):
     v = parsed.get(path)
@@ -144,9 +167,10 @@ for path in sorted(glob.glob("examples/issuers/*.json")):
             err(f"{path}: sts_endpoints must be https origins")
         if not str(v.get("mapper", "")).endswith(".wasm") or "/" in str(v.get("mapper", "")):
             err(f"{path}: mapper must be a .wasm file name relative to CLAIMEX_MAPPER__DIR")
-        unknown = set(v) - {"kind", "accounts", "sts_endpoints", "server_id", "mapper", "mapper_sha256", "mapper_config", "output_audiences", "token_lifetime_secs"}
+        unknown = set(v) - {"kind", "accounts", "sts_endpoints", "server_id", "mapper", "mapper_sha256", "mapper_config", "output_audiences", "token_lifetime_secs"} - CREDENTIALS_KEYS
         if unknown:
             err(f"{path}: unknown keys {sorted(unknown)}")
+        check_credentials(path, v)
         continue
     if not re.fullmatch(r"https://[^/?#:]+(/[^?#]*)?", str(v.get("issuer", ""))):
         err(f"{path}: issuer must be an https URL")
@@ -162,9 +186,10 @@ for path in sorted(glob.glob("examples/issuers/*.json")):
         err(f"{path}: mapper_config must be an object")
     if v.get("output_audiences") != ["sts.amazonaws.com"]:
         err(f"{path}: output_audiences should be [\"sts.amazonaws.com\"] (the OIDC provider's client ID)")
-    unknown = set(v) - {"issuer", "audiences", "algorithms", "mapper", "mapper_sha256", "mapper_config", "output_audiences", "token_lifetime_secs"}
+    unknown = set(v) - {"issuer", "audiences", "algorithms", "mapper", "mapper_sha256", "mapper_config", "output_audiences", "token_lifetime_secs"} - CREDENTIALS_KEYS
     if unknown:
         err(f"{path}: unknown keys {sorted(unknown)}")
+    check_credentials(path, v)
 
 # 4. The CI examples call /exchange with an issuerId that has a registration in examples/issuers/.
 for path in ("examples/github-actions.yml", "examples/gitlab-ci.yml"):
@@ -189,6 +214,33 @@ if "audience=" not in open("examples/github-actions.yml").read():
 glc = parsed.get("examples/gitlab-ci.yml") or {}
 if not any(isinstance(j, dict) and any("aud" in (t or {}) for t in (j.get("id_tokens") or {}).values()) for j in glc.values()):
     err("examples/gitlab-ci.yml: no job declares id_tokens with aud")
+# 4b. The credentials examples run `claimex credentials` for an issuer with a registration that
+#     allows their AWS_ROLE_ARN, define every variable they use, and fetch nothing from a
+#     placeholder host.
+for path in ("examples/github-actions-credentials.yml", "examples/gitlab-ci-credentials.yml"):
+    doc = parsed.get(path)
+    if not isinstance(doc, dict):
+        err(f"{path}: missing")
+        continue
+    text = open(path).read()
+    defined = dict((doc.get("env") or {}), **(doc.get("variables") or {}))
+    ids = set(re.findall(r"claimex credentials [^\n]*?--issuer-id ([A-Za-z0-9_.-]+)", text))
+    if not ids:
+        err(f"{path}: does not run claimex credentials --issuer-id")
+    role = str(defined.get("AWS_ROLE_ARN", ""))
+    for issuer_id in ids:
+        entry = issuers.get(issuer_id)
+        if entry is None:
+            err(f"{path}: --issuer-id {issuer_id} has no examples/issuers/{issuer_id}.json")
+        elif not allows(entry, role):
+            err(f"{path}: AWS_ROLE_ARN {role!r} is not in examples/issuers/{issuer_id}.json allowed_roles")
+    for var in ("CLAIMEX_URL", "AWS_ROLE_ARN", "CLAIMEX_GIT_URL", "CLAIMEX_VERSION"):
+        if var not in defined:
+            err(f"{path}: {var} is not set at the top")
+    if 'install --locked --git "$CLAIMEX_GIT_URL" --tag "$CLAIMEX_VERSION"' not in text:
+        err(f"{path}: does not install the client with cargo install --locked --git $CLAIMEX_GIT_URL --tag $CLAIMEX_VERSION")
+    if re.search(r"https?://[a-z0-9.-]*artifacts\.example\.com", text):
+        err(f"{path}: downloads from a placeholder host")
 # Files under examples/issuers/ named by the docs and examples exist.
 for path in ["deploy/README.md", "examples/github-actions.yml", "examples/gitlab-ci.yml"]:
     if os.path.exists(path):
@@ -215,7 +267,9 @@ try:
     sub = lam["Resources"]["GitHubIssuer"]["Properties"]["Value"]["Fn::Sub"][0]
     v = json.loads(render(sub, {"Url": "https://claimex.example.com", "OwnerIds": '["65"]', "Owners": "[]", "Refs": '["refs/heads/main"]'}))
     want = issuers.get("github", {})
-    if set(v) != set(want) or set(v["mapper_config"]) != set(want.get("mapper_config", {})):
+    # The credentials fields are optional: the Lambda's registration hands out none until the
+    # operator names roles (README, "Credentials for a CI job in one call").
+    if set(v) != set(want) - CREDENTIALS_KEYS or set(v["mapper_config"]) != set(want.get("mapper_config", {})):
         err("deploy/lambda/template.yaml: GitHubIssuer value and examples/issuers/github.json have different keys")
 except Exception as e:
     err(f"deploy/lambda/template.yaml: GitHubIssuer value does not render to JSON: {e!r}")

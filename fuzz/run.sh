@@ -33,8 +33,10 @@ for target in "${targets[@]}"; do
         -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=1024 \
         -artifact_prefix="$artifacts/" -print_final_stats=1 >"$out/$target.log" 2>&1; then
         status=1
-        echo "fuzz: $target FAILED; last lines of $out/$target.log:"
-        tail -n 30 "$out/$target.log"
+        echo "fuzz: $target FAILED; the panic and the last lines of $out/$target.log:"
+        # The panic message first: a backtrace's tail alone does not say what failed.
+        grep -m1 -A2 'panicked at' "$out/$target.log" | cut -c1-600 || true
+        tail -n 12 "$out/$target.log"
     fi
     runs=$(grep -m1 '^stat::number_of_executed_units' "$out/$target.log" | awk '{print $2}')
     echo "fuzz: $target: ${runs:-?} runs in ${seconds} s, $(ls "$scratch" | wc -l) new inputs"

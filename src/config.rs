@@ -26,7 +26,7 @@ use crate::subject::jwt::{VerifyPolicy, check_issuer_url};
 pub const CONFIG_ENV: &str = "CLAIMEX_CONFIG";
 const ENV_PREFIX: &str = "CLAIMEX_";
 /// Variables with the prefix that are not configuration keys.
-const NOT_KEYS: [&str; 2] = ["CLAIMEX_CONFIG", "CLAIMEX_LOG"];
+const NOT_KEYS: [&str; 3] = ["CLAIMEX_CONFIG", "CLAIMEX_LOG", "CLAIMEX_LOG_FLUSH_MS"];
 
 /// The whole configuration: the server's own keys, then one section per part.
 #[derive(Debug, Clone, Deserialize)]

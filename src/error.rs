@@ -397,9 +397,43 @@ impl fmt::Display for ExchangeError {
 
 impl std::error::Error for ExchangeError {}
 
+/// A caller-supplied value fit to quote in a description: escaped as Rust's `{:?}` would
+/// (control characters cannot reach a log line or a terminal raw), in double quotes, and at
+/// most `max_chars` characters *after* escaping, with `…` where it was cut. Cutting before
+/// escaping is not enough: one control character escapes to up to ten.
+pub fn shown(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(max_chars.min(text.len() * 2) + 4);
+    out.push('"');
+    let mut used = 0;
+    for c in text.chars() {
+        let escaped = c.escape_debug();
+        let len = escaped.len();
+        if used + len > max_chars {
+            out.push('…');
+            break;
+        }
+        used += len;
+        out.extend(escaped);
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_values_are_escaped_and_bounded_after_escaping() {
+        assert_eq!(shown("plain", 16), "\"plain\"");
+        assert_eq!(shown("a\"b", 16), "\"a\\\"b\"");
+        assert_eq!(shown("abcdef", 3), "\"abc…\"");
+        // 100 control characters would escape to 600; the bound holds after escaping.
+        let hostile = "\u{15}".repeat(100);
+        let out = shown(&hostile, 128);
+        assert!(out.chars().count() <= 128 + 3, "{out}");
+        assert!(out.ends_with("…\"") && !out.contains('\u{15}'));
+    }
 
     #[test]
     fn reason_codes_are_unique_snake_case_and_documented() {

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use crate::audit::Audit;
-use crate::error::{ExchangeError, ReasonCode, Refusal};
+use crate::error::{ExchangeError, ReasonCode, Refusal, shown};
 use crate::mapper::shadow::{Decided, ShadowJob, ShadowSink};
 use crate::mapper::{MapDecision, MapRequest, MapperError};
 use crate::mint::{self, CheckedClaims, OutputPolicy, Stamp, TokenSettings};
@@ -127,6 +127,11 @@ impl Exchanger {
         &self.ports.signer
     }
 
+    /// Now, by the exchange's clock (seconds since the Unix epoch).
+    pub fn now(&self) -> u64 {
+        self.ports.clock.now()
+    }
+
     /// Exchanges the request's credential: verified against the entry the caller names, else
     /// the one its credential claims; mapped by that entry's mapper; signed.
     pub async fn exchange(
@@ -188,9 +193,9 @@ impl Exchanger {
             return Err(ExchangeError::coded(
                 ReasonCode::AudienceNotAllowed,
                 format!(
-                    "issuer {:?} may not mint for the audience {:?} (allowed: {})",
+                    "issuer {:?} may not mint for the audience {} (allowed: {})",
                     issuer.id,
-                    truncate(audience, MAX_ID_CHARS * 4),
+                    shown(audience, MAX_ID_CHARS * 4),
                     issuer.output.audiences.join(", ")
                 ),
             ));
@@ -275,8 +280,8 @@ impl Exchanger {
                 ExchangeError::coded(
                     ReasonCode::UnknownIssuer,
                     format!(
-                        "no issuer is registered with id {:?}",
-                        truncate(id, MAX_ID_CHARS)
+                        "no issuer is registered with id {}",
+                        shown(id, MAX_ID_CHARS)
                     ),
                 )
             })?,

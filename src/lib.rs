@@ -28,7 +28,9 @@
 //! | adapters | `subject/jwt/issuer_keys.rs` (JWKS over HTTP), `subject/aws_iam/sts.rs` (signed GetCallerIdentity replayed to STS), `subject/aws_iam/{memory,dynamodb}.rs` (the one-use store of signed requests: per instance, or a shared DynamoDB table), `mapper/wasm.rs` (wasmtime), `registry/{file,ssm}.rs`, `signer/{local,kms,envelope}.rs`, [`system`] (clock, random ids), [`aws`] (SDK clients), `credentials/sts.rs` (unsigned `AssumeRoleWithWebIdentity`), [`refresh`] (background reloads), `metrics/{prometheus,timed}.rs` (the Prometheus exporter, timing decorators), `mapper/shadow_runner.rs` (shadow comparisons off the response path) |
 //!
 //! `POST /token` (`http/token.rs`) is the same path spoken as RFC 8693 token exchange: it
-//! builds the same [`exchange::ExchangeRequest`] (with the requested `audience`).
+//! builds the same [`exchange::ExchangeRequest`] (with the requested `audience`). Asked for
+//! `urn:claimex:params:oauth:token-type:aws-credentials`, it then takes the step of
+//! `/credentials` (`http/credentials.rs`, `assume_role`: role check, STS call, log).
 //!
 //! Adding a subject kind is a folder under `subject/`; an output kind a module beside `mint/`
 //! with its adapter; an endpoint is a file under `http/`.

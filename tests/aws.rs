@@ -320,7 +320,11 @@ async fn bad_entries_are_skipped_and_named() {
         // /healthz names them by id; the log says why (issue 14: /healthz is unauthenticated).
         let ids = health["registry"]["invalid_entries"].as_array().unwrap();
         assert_eq!(ids.len(), bad.len(), "{health}");
-        let log = server.log();
+        let log = server
+            .log_until(Duration::from_secs(5), |log| {
+                log.matches("skipping invalid issuer entry").count() >= bad.len()
+            })
+            .await;
         let invalid: Vec<&str> = log
             .lines()
             .filter(|l| l.contains("skipping invalid issuer entry"))
@@ -372,12 +376,17 @@ async fn ssm_outage_keeps_serving_and_is_reported() {
         })
         .await;
         assert_eq!(health["registry"]["last_load_failed"], true, "{health}");
+        let refresh_failed = |log: &str| {
+            log.lines().any(|l| {
+                l.contains("issuer registry refresh failed") && l.contains("GetParametersByPath")
+            })
+        };
         assert!(
-            server
-                .log()
-                .lines()
-                .any(|l| l.contains("issuer registry refresh failed")
-                    && l.contains("GetParametersByPath")),
+            refresh_failed(
+                &server
+                    .log_until(Duration::from_secs(5), refresh_failed)
+                    .await
+            ),
             "the failure is not logged"
         );
         assert_eq!(health["registry"]["issuers"], 1, "{health}");
@@ -492,7 +501,12 @@ async fn kms_outage_answers_503_and_recovers() {
             assert_eq!(shown["status"], "ok", "{shown}");
             assert_eq!(shown["signer"]["failing"], false, "{shown}");
         }
-        assert!(server.log().contains("KMS Sign failed"));
+        let log = server
+            .log_until(Duration::from_secs(5), |log| {
+                log.contains("KMS Sign failed")
+            })
+            .await;
+        assert!(log.contains("KMS Sign failed"));
         let token = server.exchange_ok(&token_for(&issuer, AUD), None).await;
         verify(&token, &server.jwks().await, &server.url, STS).unwrap();
         assert!(signed_by_kms_key(&kms, &key, &token).await);

@@ -95,14 +95,20 @@ struct Setup {
 
 impl Setup {
     async fn start() -> Setup {
+        Setup::start_with("", Claimex::new()).await
+    }
+
+    /// With more fields in the `aws` entry (TOML lines), on a claimex built from `claimex`.
+    async fn start_with(aws_fields: &str, claimex: Claimex) -> Setup {
         let moto = Moto::start_authenticated(3);
         let key = moto::create_user_with_key(&moto.url(), "workload").await;
         let sts = moto.url();
         let down = format!("http://127.0.0.1:{}", claimex_testkit::free_port());
         let issuers = entry("aws", ACCOUNT, &sts)
+            + aws_fields
             + &entry("aws-other", "111111111111", &sts)
             + &entry("aws-down", ACCOUNT, &down);
-        let claimex = Claimex::new().issuers(&issuers).settings(FAST).start();
+        let claimex = claimex.issuers(&issuers).settings(FAST).start();
         Setup {
             down,
             moto,
@@ -141,7 +147,28 @@ impl Setup {
     }
 
     async fn exchange(&self, issuer_id: &str, token: &str) -> Answer {
-        exchange_at(&self.claimex.url, Some(issuer_id), token).await
+        self.exchange_with(issuer_id, token, &[]).await
+    }
+
+    /// `POST /token` with more form parameters.
+    async fn exchange_with(&self, issuer_id: &str, token: &str, extra: &[(&str, &str)]) -> Answer {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("grant_type", GRANT),
+                ("subject_token_type", AWS4),
+                ("subject_token", token),
+                ("issuer_id", issuer_id),
+            ])
+            .extend_pairs(extra)
+            .finish();
+        let response = http()
+            .post(format!("{}/token", self.claimex.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        Answer::read(response).await.unwrap()
     }
 
     async fn refused(&self, token: &str, error: &str, reason: &str) -> String {
@@ -181,6 +208,48 @@ async fn a_signed_get_caller_identity_becomes_a_claimex_jwt_once() {
     setup
         .refused(&signed.token(), "invalid_grant", "aws_request_replayed")
         .await;
+}
+
+/// An AWS identity asks `POST /token` for AWS credentials (claimex's `requested_token_type`):
+/// the signed GetCallerIdentity is checked by the authenticated emulator, then the token
+/// claimex mints goes, unsigned, to a second emulator's `AssumeRoleWithWebIdentity` (the
+/// first one would want a signature); the entry's `allowed_roles` decide which roles.
+#[tokio::test]
+async fn an_aws_identity_gets_aws_credentials_from_the_token_endpoint() {
+    const CREDENTIALS: &str = "urn:claimex:params:oauth:token-type:aws-credentials";
+    let sts = Moto::start();
+    let setup = Setup::start_with(
+        "allowed_roles = [\"arn:aws:iam::123456789012:role/workload-*\"]\n",
+        Claimex::new().env("CLAIMEX_AWS__ENDPOINT_URL", sts.url()),
+    )
+    .await;
+    let role = "arn:aws:iam::123456789012:role/workload-deploy";
+    let asked = [("requested_token_type", CREDENTIALS), ("role_arn", role)];
+    let answer = setup
+        .exchange_with("aws", &setup.good().token(), &asked)
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let json = answer.json();
+    assert_eq!(json["issued_token_type"], CREDENTIALS);
+    assert_eq!(json["token_type"], "N_A");
+    assert!(
+        json["expires_in"].as_u64().is_some_and(|s| s > 900),
+        "{json}"
+    );
+    let credentials: serde_json::Value =
+        serde_json::from_str(json["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!(credentials["Version"], 1);
+    assert!(credentials["SessionToken"].is_string(), "{credentials}");
+
+    let other = [
+        ("requested_token_type", CREDENTIALS),
+        ("role_arn", "arn:aws:iam::123456789012:role/admin"),
+    ];
+    let answer = setup
+        .exchange_with("aws", &setup.good().token(), &other)
+        .await;
+    answer.assert_error(403, "access_denied");
+    assert_eq!(answer.json()["reason_code"], "role_not_allowed");
 }
 
 #[tokio::test]
@@ -548,8 +617,9 @@ async fn an_unreachable_table_refuses_with_503_and_mints_nothing() {
         0,
         "fail closed: nothing was sent to STS"
     );
-    // The audit line says refused, and no token id was minted.
-    let log = claimex.log();
+    // The audit line says refused, and no token id was minted (the whole log: written out
+    // by a clean stop).
+    let log = claimex.stop();
     let audit = log
         .lines()
         .find(|l| l.contains("replay_store_unavailable") && l.contains("claimex::audit"))
@@ -569,11 +639,8 @@ async fn an_unreachable_table_refuses_with_503_and_mints_nothing() {
     let answer = exchange_at(&claimex.url, Some("aws"), &signed.token()).await;
     answer.assert_error(503, "temporarily_unavailable");
     assert_eq!(answer.json()["reason_code"], "replay_store_unavailable");
-    assert!(
-        claimex.log().contains("ResourceNotFound"),
-        "the log says why:\n{}",
-        claimex.log()
-    );
+    let log = claimex.stop();
+    assert!(log.contains("ResourceNotFound"), "the log says why:\n{log}");
     assert_eq!(connections.load(Ordering::SeqCst), 0);
 }
 

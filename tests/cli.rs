@@ -366,6 +366,43 @@ async fn serve_writes_the_deny_code_in_the_audit_line() {
     );
 }
 
+/// The server writes its log in batches (issue 15): a clean shutdown (SIGTERM, as ECS and
+/// systemd stop it) still writes every audit line, and the process exits 0.
+#[tokio::test]
+async fn a_clean_shutdown_writes_every_buffered_audit_line() {
+    let issuer = TestIssuer::start().unwrap();
+    let server = Claimex::new()
+        .issuers(&entries::file(
+            "github",
+            issuer.url(),
+            "claimex",
+            "claimex-mapper-github",
+            r#"{ allowed_owners = ["octo-org"] }"#,
+        ))
+        .workers(1)
+        .cache_dir(None)
+        // Longer than the test: only a full batch or the shutdown writes.
+        .env("CLAIMEX_LOG_FLUSH_MS", "60000")
+        .spawn()
+        .await;
+    let token = issuer.mint(&issuer.github_claims("claimex", now()));
+    const EXCHANGES: usize = 200;
+    for _ in 0..EXCHANGES {
+        let answer = client::exchange(&server.url, "?issuerId=github", token.clone()).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let (status, log) = server.terminate();
+    let status = status.unwrap_or_else(|| panic!("claimex did not stop on SIGTERM:\n{log}"));
+    assert!(status.success(), "{status}\n{log}");
+    let issued = log
+        .lines()
+        .filter(|l| {
+            l.contains("\"target\":\"claimex::audit\"") && l.contains("\"decision\":\"allow\"")
+        })
+        .count();
+    assert_eq!(issued, EXCHANGES, "audit lines lost:\n{log}");
+}
+
 #[test]
 fn issuers_check_reads_a_file_as_the_registry_does() {
     let dir = tempfile::tempdir().unwrap();
@@ -425,6 +462,73 @@ fn issuers_check_reads_a_file_as_the_registry_does() {
         "{}",
         text(&out)
     );
+}
+
+/// The issuer entries in `examples/issuers/` load as the registry loads them (their fields,
+/// their stock mapper, its check of their `mapper_config`), and the credentials fields are
+/// read: the GitHub and GitLab entries allow the role the CI examples assume.
+#[test]
+fn the_example_issuer_entries_load_with_their_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/issuers");
+    let mut issuers = serde_json::Map::new();
+    for file in std::fs::read_dir(&examples).unwrap() {
+        let file = file.unwrap().path();
+        let id = file.file_stem().unwrap().to_str().unwrap().to_owned();
+        let entry: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        issuers.insert(id, entry);
+    }
+    assert!(issuers.len() >= 3, "{issuers:?}");
+    let file = dir.path().join("issuers.json");
+    std::fs::write(&file, serde_json::json!({ "issuers": issuers }).to_string()).unwrap();
+    // The entries name the mappers as the container image installs them (<name>.wasm).
+    let mappers = dir.path().join("mappers");
+    std::fs::create_dir(&mappers).unwrap();
+    for name in ["github", "gitlab", "rules"] {
+        std::fs::copy(
+            mapper(&format!("claimex-mapper-{name}")),
+            mappers.join(format!("{name}.wasm")),
+        )
+        .unwrap();
+    }
+    let out = claimex(&[
+        "issuers",
+        "check",
+        path(&file),
+        "--mapper-dir",
+        path(&mappers),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("every entry would load"), "{t}");
+    let role = "arn:aws:iam::111122223333:role/claimex-ci";
+    for id in ["github", "gitlab"] {
+        let line = t
+            .lines()
+            .find(|l| l.starts_with(&format!("ok    {id}:")))
+            .unwrap_or_else(|| panic!("no line for {id}: {t}"));
+        assert!(
+            line.ends_with(&format!(
+                "AWS credentials for {role}, default {role}, at most 3600 s"
+            )),
+            "{line}"
+        );
+    }
+    // The AWS identities entry hands out none (its mapper's tags fit no role of the docs).
+    assert!(t.contains("no AWS credentials (no allowed_roles)"), "{t}");
+    // The role the CI examples assume is the one the entries allow.
+    for example in [
+        "examples/github-actions-credentials.yml",
+        "examples/gitlab-ci-credentials.yml",
+    ] {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(example)).unwrap();
+        assert!(
+            text.contains(&format!("AWS_ROLE_ARN: {role}")),
+            "{example} assumes another role"
+        );
+    }
 }
 
 /// Claim sets for replay: a directory with a JSON-lines file of three GitHub claim sets (the

@@ -6,7 +6,11 @@
 //! checked against a loopback stand-in for STS that answers STS's error documents and records
 //! what it was sent (to prove the call is unsigned).
 //!
-//! Needs `moto[server]` (`make emulator`).
+//! `POST /token` with claimex's `requested_token_type` for AWS credentials goes the same way
+//! (same role checks, same STS adapter); the credentials it answers are used with the real
+//! `aws-sdk-sts` against the emulator, and Authlib performs one such exchange.
+//!
+//! Needs `moto[server]` (`make emulator`) and Authlib (`make pytools`).
 
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +25,10 @@ const AUD: &str = "https://claimex.test";
 const GITHUB_CONFIG: &str =
     r#"{ allowed_owner_ids = ["65"], transitive_tag_keys = ["repository"] }"#;
 const ROLE: &str = "arn:aws:iam::123456789012:role/ci/deploy";
+const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+/// claimex's `requested_token_type` for AWS credentials (README, "The token endpoint").
+const AWS_CREDENTIALS: &str = "urn:claimex:params:oauth:token-type:aws-credentials";
 const OTHER_ROLE: &str = "arn:aws:iam::123456789012:role/admin";
 
 /// Two entries for one issuer: `github` may assume `role/ci/*` for at most 2 h; `open` may
@@ -64,6 +72,25 @@ async fn sts_calls(server: &Process, outcome: &str) -> f64 {
         ("outcome", outcome),
     ];
     metric_sum(url, "claimex_sts_call_duration_seconds_count", &labels).await
+}
+
+/// How many `AssumeRoleWithWebIdentity` calls `/metrics` counted, whatever their outcome.
+async fn all_sts_calls(server: &Process) -> f64 {
+    let url = server.metrics_url.as_ref().expect("metrics are on");
+    let labels = [("operation", "AssumeRoleWithWebIdentity")];
+    metric_sum(url, "claimex_sts_call_duration_seconds_count", &labels).await
+}
+
+/// claimex's log holds none of `secrets`, and no credential field name.
+fn assert_no_secret_in(log: &str, secrets: &[String]) {
+    assert!(!secrets.is_empty());
+    for secret in secrets {
+        assert!(!log.contains(secret.as_str()), "a secret is in the log");
+    }
+    assert!(
+        !log.contains("SecretAccessKey") && !log.contains("SessionToken"),
+        "{log}"
+    );
 }
 
 fn token(issuer: &TestIssuer) -> String {
@@ -235,13 +262,277 @@ async fn credentials_from_moto_in_both_formats_and_never_in_the_log() {
     let log = server.stop();
     assert!(log.contains("AWS credentials issued"), "{log}");
     assert!(log.contains("role_session_name"), "{log}");
-    for secret in &secrets {
-        assert!(!log.contains(secret.as_str()), "a secret is in the log");
+    assert_no_secret_in(&log, &secrets);
+}
+
+/// Form pairs, status, `error`, `reason_code`.
+type Case = (
+    Vec<(&'static str, &'static str)>,
+    u16,
+    &'static str,
+    &'static str,
+);
+
+/// `POST /token` (RFC 8693) with the form `pairs` after the grant and the subject token.
+async fn token_exchange(
+    server: &Process,
+    subject_token: &str,
+    pairs: &[(&str, &str)],
+) -> (Answer, Option<String>) {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", GRANT),
+            ("subject_token_type", ID_TOKEN_TYPE),
+            ("subject_token", subject_token),
+        ])
+        .extend_pairs(pairs)
+        .finish();
+    let response = http()
+        .post(format!("{}/token", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST /token: {e}\n{}", server.log_tail(30)));
+    let cache = response
+        .headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (Answer::read(response).await.unwrap(), cache)
+}
+
+/// The `credential_process` document in a `/token` answer's `access_token`, checked.
+fn credentials_in(answer: &serde_json::Value) -> serde_json::Value {
+    assert_eq!(answer["issued_token_type"], AWS_CREDENTIALS, "{answer}");
+    assert_eq!(answer["token_type"], "N_A", "{answer}");
+    let document = answer["access_token"]
+        .as_str()
+        .expect("a string access_token");
+    let credentials: serde_json::Value = serde_json::from_str(document).unwrap();
+    assert_eq!(credentials["Version"], 1);
+    for key in [
+        "AccessKeyId",
+        "SecretAccessKey",
+        "SessionToken",
+        "Expiration",
+    ] {
+        assert!(credentials[key].is_string(), "{key}");
     }
-    assert!(
-        !log.contains("SecretAccessKey") && !log.contains("SessionToken"),
-        "{log}"
+    credentials
+}
+
+/// The caller's ARN, per `sts:GetCallerIdentity` on the emulator, signed by the real
+/// `aws-sdk-sts` with `credentials` (a `credential_process` document).
+async fn caller_arn(sts_url: &str, credentials: &serde_json::Value) -> String {
+    let key = |name: &str| credentials[name].as_str().unwrap().to_owned();
+    let config = aws_sdk_sts::Config::builder()
+        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .region(aws_sdk_sts::config::Region::new("us-east-1"))
+        .endpoint_url(sts_url)
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+            key("AccessKeyId"),
+            key("SecretAccessKey"),
+            Some(key("SessionToken")),
+            None,
+            "claimex-token-endpoint",
+        ))
+        .build();
+    let identity = aws_sdk_sts::Client::from_conf(config)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetCallerIdentity with the credentials: {e:?}"));
+    identity.arn().unwrap_or_default().to_owned()
+}
+
+/// `POST /token` with `requested_token_type` = claimex's AWS credentials URN: the credentials
+/// come back as RFC 8693 JSON and work with the real SDK; a role off the list and a bad
+/// duration are refused before STS (the STS call count does not move), with the codes of
+/// `/credentials`; unknown token types and role parameters without the URN are refused;
+/// Authlib performs one such exchange; no secret reaches the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_endpoint_issues_aws_credentials_through_the_same_checks() {
+    let moto = Moto::start();
+    let issuer = TestIssuer::start().unwrap();
+    let server = claimex_on(&issuer, &moto.url()).await;
+    let mut secrets = Vec::new();
+    let asked = |extra: &[(&'static str, &'static str)]| {
+        let mut pairs = vec![
+            ("issuer_id", "github"),
+            ("requested_token_type", AWS_CREDENTIALS),
+        ];
+        pairs.extend_from_slice(extra);
+        pairs
+    };
+
+    let (answer, cache) = token_exchange(
+        &server,
+        &token(&issuer),
+        &asked(&[("role_arn", ROLE), ("role_session_name", "token-job")]),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}\n{}",
+        answer.body,
+        server.log_tail(30)
     );
+    assert_eq!(cache.as_deref(), Some("no-store"));
+    let json = answer.json();
+    let credentials = credentials_in(&json);
+    let expires_in = json["expires_in"].as_i64().expect("expires_in");
+    assert!((3000..=3600).contains(&expires_in), "default 1 h: {json}");
+    let left = secs_until(credentials["Expiration"].as_str().unwrap());
+    assert!((left - expires_in).abs() <= 60, "{left} vs {expires_in}");
+    assert_eq!(
+        caller_arn(&moto.url(), &credentials).await,
+        "arn:aws:sts::123456789012:assumed-role/deploy/token-job"
+    );
+    for key in ["SecretAccessKey", "SessionToken"] {
+        secrets.push(credentials[key].as_str().unwrap().to_owned());
+    }
+
+    // A duration within the entry's 2 h.
+    let (answer, _) = token_exchange(
+        &server,
+        &token(&issuer),
+        &asked(&[("role_arn", ROLE), ("duration_seconds", "7200")]),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let expires_in = answer.json()["expires_in"].as_i64().unwrap();
+    assert!(
+        (6600..=7200).contains(&expires_in),
+        "asked 2 h: {expires_in}"
+    );
+    secrets.push(
+        credentials_in(&answer.json())["SessionToken"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+
+    // moto grants any role (the `open` entry's default is OTHER_ROLE) ...
+    let (answer, _) = token_exchange(
+        &server,
+        &token(&issuer),
+        &[
+            ("issuer_id", "open"),
+            ("requested_token_type", AWS_CREDENTIALS),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(
+        credentials_in(&answer.json())["AccessKeyId"].is_string(),
+        "{}",
+        answer.body
+    );
+
+    // ... so these refusals are claimex's, and STS is not called for any of them.
+    let before = all_sts_calls(&server).await;
+    let cases: Vec<Case> = vec![
+        (
+            asked(&[("role_arn", OTHER_ROLE)]),
+            403,
+            "access_denied",
+            "role_not_allowed",
+        ),
+        (asked(&[]), 400, "invalid_request", "role_arn_missing"),
+        (
+            asked(&[("role_arn", ROLE), ("duration_seconds", "899")]),
+            400,
+            "invalid_request",
+            "duration_out_of_range",
+        ),
+        (
+            asked(&[("role_arn", ROLE), ("duration_seconds", "7201")]),
+            400,
+            "invalid_request",
+            "duration_out_of_range",
+        ),
+        (
+            asked(&[("role_arn", ROLE), ("duration_seconds", "soon")]),
+            400,
+            "invalid_request",
+            "invalid_parameter",
+        ),
+        (
+            asked(&[("role_arn", ROLE), ("role_session_name", "a b")]),
+            400,
+            "invalid_request",
+            "invalid_parameter",
+        ),
+        (
+            vec![
+                ("issuer_id", "github"),
+                (
+                    "requested_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+                ("role_arn", ROLE),
+            ],
+            400,
+            "invalid_request",
+            "unsupported_requested_token_type",
+        ),
+        (
+            vec![("issuer_id", "github"), ("role_arn", ROLE)],
+            400,
+            "invalid_request",
+            "invalid_parameter",
+        ),
+    ];
+    for (pairs, status, error, reason) in cases {
+        let subject = token(&issuer);
+        let (answer, cache) = token_exchange(&server, &subject, &pairs).await;
+        answer.assert_error(status, error);
+        assert_eq!(
+            answer.json()["reason_code"],
+            reason,
+            "{pairs:?}: {}",
+            answer.body
+        );
+        assert_eq!(cache.as_deref(), Some("no-store"));
+        assert!(!answer.body.contains(&subject), "the token is echoed");
+    }
+    assert_eq!(all_sts_calls(&server).await, before, "STS was called");
+
+    // An independent OAuth client library asks for credentials the same way.
+    let endpoint = format!("{}/token", server.url);
+    let run = |role: &'static str| {
+        let endpoint = endpoint.clone();
+        let subject = token(&issuer);
+        tokio::task::spawn_blocking(move || {
+            claimex_testkit::client::authlib(
+                &endpoint,
+                ID_TOKEN_TYPE,
+                "sts.amazonaws.com",
+                "github",
+                &[
+                    ("requested_token_type", AWS_CREDENTIALS),
+                    ("role_arn", role),
+                ],
+                &subject,
+            )
+        })
+    };
+    let answer = run(ROLE).await.unwrap();
+    let credentials = credentials_in(&answer);
+    assert!(
+        caller_arn(&moto.url(), &credentials)
+            .await
+            .starts_with("arn:aws:sts::123456789012:assumed-role/deploy/repo-octo-org-octo-repo"),
+    );
+    secrets.push(credentials["SecretAccessKey"].as_str().unwrap().to_owned());
+    let answer = run(OTHER_ROLE).await.unwrap();
+    assert_eq!(answer["oauth_error"], "access_denied", "{answer}");
+
+    let log = server.stop();
+    assert!(log.contains("AWS credentials issued"), "{log}");
+    assert_no_secret_in(&log, &secrets);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -308,7 +308,11 @@ async fn rotation_with_overlap() {
         let jwks = server.jwks().await;
         assert!(verify(&before, &jwks, &server.url, STS).is_err());
         // One Decrypt per current key: at start and at the promotion.
-        let log = server.log();
+        let log = server
+            .log_until(Duration::from_secs(5), |log| {
+                log.matches("envelope signing keys changed").count() >= 3
+            })
+            .await;
         assert_eq!(
             log.matches("envelope signing keys changed").count(),
             3,

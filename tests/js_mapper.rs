@@ -29,7 +29,13 @@ struct Mappers {
 fn mappers() -> &'static Mappers {
     static MAPPERS: OnceLock<Mappers> = OnceLock::new();
     MAPPERS.get_or_init(|| {
-        let runtime = MapperRuntime::new(Limits::default(), None).unwrap();
+        // This file compares answers, not speed: a deadline a loaded 2-core CI host cannot
+        // miss (the JS engine's first calls run its interpreter cold).
+        let limits = Limits {
+            deadline: std::time::Duration::from_secs(5),
+            ..Limits::default()
+        };
+        let runtime = MapperRuntime::new(limits, None).unwrap();
         let load = |path: &Path| {
             let bytes = std::fs::read(path).unwrap();
             runtime

@@ -2,9 +2,6 @@
 //! Authlib, `make pytools`) performs the exchange against claimex on loopback, and hand-made
 //! bad requests each get their documented RFC 6749 error.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
 use claimex_testkit::client::{Answer, exchange, http};
 use claimex_testkit::entries::file as issuer_entry;
 use claimex_testkit::jwks;
@@ -33,40 +30,9 @@ fn setup() -> (TestIssuer, InProcess) {
     (issuer, claimex)
 }
 
-/// Runs the Authlib client; its JSON answer.
+/// Runs the Authlib client for issuer `github`; its JSON answer.
 fn authlib(endpoint: &str, token_type: &str, audience: &str, token: &str) -> Value {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/token_support/exchange.py"
-    );
-    let mut child = Command::new("python3")
-        .args([script, endpoint, token_type, audience, "github"])
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 is needed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(token.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("No module named 'authlib'"),
-        "Authlib is missing: `make pytools` installs it (pip install authlib requests)"
-    );
-    assert!(out.status.success(), "the Authlib client failed: {stderr}");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "the Authlib client printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    claimex_testkit::client::authlib(endpoint, token_type, audience, "github", &[], token)
 }
 
 async fn post_form(base: &str, query: &str, pairs: &[(&str, &str)]) -> (Answer, Option<String>) {

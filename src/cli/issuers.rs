@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config::Config;
+use crate::credentials::CredentialsPolicy;
 use crate::mapper::wasm::{CacheDir, Limits, MapperRuntime};
 use crate::registry::file::FileSource;
 use crate::registry::{IssuerRules, IssuerSource, load_entry};
@@ -126,8 +127,9 @@ pub async fn check(input: &CheckInput<'_>) -> anyhow::Result<CheckOutcome> {
             Ok(issuer) => {
                 let _ = writeln!(
                     text,
-                    "ok    {id}: mapper sha256 {}, mapper_config accepted",
-                    issuer.mapper.sha256()
+                    "ok    {id}: mapper sha256 {}, mapper_config accepted; {}",
+                    issuer.mapper.sha256(),
+                    credentials_summary(&issuer.credentials)
                 );
             }
             Err(reason) => {
@@ -153,6 +155,22 @@ pub async fn check(input: &CheckInput<'_>) -> anyhow::Result<CheckOutcome> {
         ExitCode::SUCCESS
     };
     Ok(CheckOutcome { code, text })
+}
+
+/// What an entry hands out on `POST /credentials` (and `/token`), for the report.
+fn credentials_summary(policy: &CredentialsPolicy) -> String {
+    if policy.allowed_roles.is_empty() {
+        return "no AWS credentials (no allowed_roles)".to_owned();
+    }
+    let default = policy
+        .default_role_arn
+        .as_deref()
+        .map_or_else(String::new, |role| format!(", default {role}"));
+    format!(
+        "AWS credentials for {}{default}, at most {} s",
+        policy.allowed_roles.join(" "),
+        policy.max_duration_secs
+    )
 }
 
 fn shown_dir(dir: &Path) -> String {

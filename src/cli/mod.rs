@@ -16,6 +16,7 @@ pub mod demo;
 pub mod issuers;
 pub mod keys;
 mod log;
+mod log_buffer;
 pub mod mapper;
 pub mod replay;
 pub mod scaffold;
@@ -319,20 +320,39 @@ enum MapperCommand {
     },
 }
 
-fn init_logging(json: bool, default_filter: &str) {
+/// Starts logging to stderr. The server (`json`) logs through [`log_buffer`]: batched, and
+/// flushed in full when the returned guard drops; the other commands write each line at once.
+fn init_logging(
+    json: bool,
+    default_filter: &str,
+) -> Option<log_buffer::FlushGuard<std::io::Stderr>> {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLAIMEX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let fmt = if json {
-        fmt.json()
+    let mut warning = None;
+    let (fmt, guard) = if json {
+        let (interval, unusable) = log_buffer::interval_from_env();
+        let (writer, guard) = log_buffer::LogBuffer::new(
+            std::io::stderr(),
+            interval.is_none(),
+            interval.unwrap_or(log_buffer::INTERVAL),
+        );
+        warning = unusable;
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .json()
             .flatten_event(true)
             .with_current_span(false)
-            .boxed()
+            .boxed();
+        (fmt, Some(guard))
     } else {
-        fmt.compact().boxed()
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .compact()
+            .boxed();
+        (fmt, None)
     };
     tracing_subscriber::registry()
         .with(filter)
@@ -343,16 +363,22 @@ fn init_logging(json: bool, default_filter: &str) {
         )
         .with(log::ClientErrors::default())
         .init();
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
+    guard
 }
 
 /// Parses the command line and runs the command; the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let log_guard = match cli.command {
         Command::Serve { .. } => init_logging(true, "info"),
         _ => init_logging(false, "warn"),
-    }
+    };
     let result = actix_web::rt::System::new().block_on(run(cli.command));
+    // Every line logged before this point is written now (the server has stopped).
+    drop(log_guard);
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -552,5 +578,93 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `claimex credentials ...` commands written in `text`: each occurrence followed by
+    /// flags (not in a `#` comment or after a backtick: prose), continuation lines (`\` newline) joined, cut at the end of its shell word list
+    /// (a newline, `)`, `'` or a printf `\n`), quotes dropped, and every shell variable or
+    /// printf `%s` replaced by a value. The words after `claimex`.
+    fn credentials_commands(text: &str) -> Vec<Vec<String>> {
+        let joined = text.replace("\\\n", " ");
+        let mut commands = Vec::new();
+        let mut rest = joined.as_str();
+        while let Some(at) = rest.find("claimex credentials --") {
+            let line_start = rest[..at].rfind('\n').map_or(0, |i| i + 1);
+            let comment = rest[line_start..at].trim_start().starts_with('#');
+            let quoted = rest[..at].ends_with('`');
+            let tail = &rest[at + "claimex ".len()..];
+            if comment || quoted {
+                // Prose about the command, not a command.
+                rest = tail;
+                continue;
+            }
+            let end = tail
+                .find(['\n', ')', '\''])
+                .into_iter()
+                .chain(tail.find("\\n"))
+                .min()
+                .unwrap_or(tail.len());
+            let words = tail[..end]
+                .split_whitespace()
+                .map(|w| w.trim_matches('"'))
+                .map(|w| {
+                    if w.starts_with('$') || w == "%s" {
+                        "https://claimex.example.com".to_owned()
+                    } else {
+                        w.to_owned()
+                    }
+                })
+                .collect();
+            commands.push(words);
+            rest = &tail[end..];
+        }
+        commands
+    }
+
+    /// Every `claimex credentials` command the CI examples and the README write is one this
+    /// parser takes: a flag renamed or removed fails here, not in a user's pipeline.
+    #[test]
+    fn the_documented_credentials_commands_parse() {
+        for (name, text, at_least) in [
+            (
+                "examples/github-actions-credentials.yml",
+                include_str!("../../examples/github-actions-credentials.yml"),
+                2,
+            ),
+            (
+                "examples/gitlab-ci-credentials.yml",
+                include_str!("../../examples/gitlab-ci-credentials.yml"),
+                1,
+            ),
+            ("README.md", include_str!("../../README.md"), 1),
+        ] {
+            let commands = credentials_commands(text);
+            assert!(commands.len() >= at_least, "{name}: {commands:?}");
+            for words in commands {
+                let parsed =
+                    Cli::try_parse_from(std::iter::once("claimex".to_owned()).chain(words.clone()));
+                match parsed {
+                    Ok(Cli {
+                        command: Command::Credentials { url, .. },
+                    }) => assert!(url.starts_with("https://"), "{name}: {words:?}"),
+                    Ok(_) => panic!("{name}: not `claimex credentials`: {words:?}"),
+                    Err(e) => panic!("{name}: `claimex {}` does not parse: {e}", words.join(" ")),
+                }
+            }
+        }
+        // The extraction itself: a flag the parser does not know is refused.
+        let bad = credentials_commands(
+            "x claimex credentials --url u --issuer-id g --gitlab-ci --role x\n",
+        );
+        assert_eq!(bad.len(), 1);
+        assert!(
+            Cli::try_parse_from(std::iter::once("claimex".to_owned()).chain(bad[0].clone()))
+                .is_err()
+        );
     }
 }

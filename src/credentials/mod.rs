@@ -209,6 +209,8 @@ pub struct AwsCredentials {
     pub session_token: String,
     /// `Expiration`, RFC 3339 (`2026-12-01T12:00:00Z`).
     pub expiration: String,
+    /// The same instant, seconds since the Unix epoch (`POST /token`'s `expires_in`).
+    pub expires_at: u64,
     /// The assumed role user's ARN (`arn:aws:sts::<acct>:assumed-role/<role>/<session>`), for
     /// the log.
     pub assumed_role_arn: Option<String>,
@@ -618,6 +620,7 @@ mod tests {
             secret_access_key: "se'cr$et`x".into(),
             session_token: "tok\"en\n".into(),
             expiration: "2026-12-01T12:00:00Z".into(),
+            expires_at: 1_796_126_400,
             assumed_role_arn: None,
         };
         let json: serde_json::Value = serde_json::from_str(&c.credential_process_json()).unwrap();

@@ -106,6 +106,7 @@ impl RoleAssumer for StsRoleAssumer {
             secret_access_key: c.secret_access_key().to_owned(),
             session_token: c.session_token().to_owned(),
             expiration,
+            expires_at: u64::try_from(c.expiration().secs()).unwrap_or(0),
             assumed_role_arn: out.assumed_role_user().map(|u| u.arn().to_owned()),
         })
     }

@@ -13,6 +13,9 @@
 //! The answer (`Cache-Control: no-store`): the `credential_process` JSON by default, or POSIX
 //! `export` lines for `?format=env` or `Accept: text/x-shellscript`. The credentials are never
 //! logged; the log names the role, the session and the assumed-role ARN.
+//!
+//! The step after the exchange (role check, STS call, log) is `assume_role`, which `POST
+//! /token` calls too when asked for AWS credentials: one code path for both faces.
 
 use std::time::Instant;
 
@@ -21,8 +24,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{AppState, error_response, header_text, names_json, read_capped};
 use crate::audit::Audit;
-use crate::credentials::CredentialsRequest;
-use crate::error::{ExchangeError, ReasonCode};
+use crate::credentials::{AwsCredentials, CredentialsRequest};
+use crate::error::{ExchangeError, ReasonCode, shown};
 use crate::exchange::ExchangeRequest;
 use crate::metrics::ExchangeRecord;
 use crate::subject::SubjectKind;
@@ -54,7 +57,9 @@ fn invalid(text: impl Into<String>) -> ExchangeError {
     ExchangeError::coded(ReasonCode::InvalidParameter, text)
 }
 
-fn duration(value: &str) -> Result<u64, ExchangeError> {
+/// A `duration_seconds` parameter: a whole number of seconds (its range is checked against
+/// the issuer entry later). Shared with `POST /token`.
+pub(super) fn duration(value: &str) -> Result<u64, ExchangeError> {
     value
         .parse()
         .map_err(|_| invalid("duration_seconds must be a whole number of seconds"))
@@ -102,10 +107,10 @@ pub fn credentials_query(query: &str) -> Result<CredentialsQuery, ExchangeError>
             }
             other => {
                 // Cut: the name is the caller's, and goes into the answer.
-                let shown: String = other.chars().take(32).collect();
                 return Err(invalid(format!(
-                    "unknown parameter {shown:?}: POST /credentials takes issuerId, format, \
-                     role_arn, duration_seconds, role_session_name"
+                    "unknown parameter {}: POST /credentials takes issuerId, format, \
+                     role_arn, duration_seconds, role_session_name",
+                    shown(other, 32)
                 )));
             }
         }
@@ -255,7 +260,7 @@ async fn serve(
     request: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
-) -> Result<(Format, crate::credentials::AwsCredentials), ExchangeError> {
+) -> Result<(Format, AwsCredentials), ExchangeError> {
     let started = Instant::now();
     let query = credentials_query(request.query_string())?;
     let format = format_of(request, query.format);
@@ -273,6 +278,22 @@ async fn serve(
     audit.emit(result.as_ref().map(drop));
     record(state, &audit, result.as_ref().map(drop), started);
     let minted = result?;
+    let credentials = assume_role(state, &audit, &minted.token, &asked).await?;
+    Ok((format, credentials))
+}
+
+/// The AWS half of `POST /credentials`, shared with `POST /token` when it is asked for
+/// credentials: after an exchange whose [`Audit`] names the issuer entry and the minted token's
+/// `sub`/`jti`, the caller's role parameters are checked against the entry
+/// ([`crate::credentials::CredentialsPolicy::resolve`]: a role off `allowed_roles` is refused
+/// here, before STS is called), then `state.assumer` calls `AssumeRoleWithWebIdentity` with
+/// `minted_token`. Logs the role, the session and the assumed-role ARN, never the credentials.
+pub(super) async fn assume_role(
+    state: &AppState,
+    audit: &Audit,
+    minted_token: &str,
+    asked: &CredentialsRequest,
+) -> Result<AwsCredentials, ExchangeError> {
     let issuer_id = audit
         .issuer_id
         .as_deref()
@@ -291,18 +312,18 @@ async fn serve(
         })?;
     let session = issuer.credentials.resolve(
         &issuer.id,
-        &asked,
+        asked,
         audit.outbound_sub.as_deref(),
         audit.outbound_jti.as_deref(),
     );
     let session = match session {
         Ok(session) => session,
         Err(e) => {
-            tracing::info!(issuer_id = %issuer.id, reason_code = e.reason_code(), role_arn = asked.role_arn.as_deref().unwrap_or_default(), "credentials refused before STS");
+            tracing::info!(issuer_id = %issuer.id, reason_code = e.reason_code(), role_arn = %asked.role_arn.as_deref().unwrap_or_default().chars().take(256).collect::<String>(), "credentials refused before STS");
             return Err(e);
         }
     };
-    match state.assumer.assume(&session, &minted.token).await {
+    match state.assumer.assume(&session, minted_token).await {
         Ok(credentials) => {
             tracing::info!(
                 issuer_id = %issuer.id,
@@ -314,7 +335,7 @@ async fn serve(
                 expiration = %credentials.expiration,
                 "AWS credentials issued"
             );
-            Ok((format, credentials))
+            Ok(credentials)
         }
         Err(failure) => {
             let e = ExchangeError::from(failure);

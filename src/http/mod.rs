@@ -3,7 +3,9 @@
 //! - [`exchange`]: `POST /exchange[?issuerId=ID]`, an id-token in, a claimex JWT out;
 //! - [`credentials`]: `POST /credentials`, an id-token in, AWS credentials out (the exchange,
 //!   then an unsigned `AssumeRoleWithWebIdentity` with the token just minted);
-//! - [`token`]: `POST /token`, the same exchange as RFC 8693 token exchange (form in, JSON out);
+//! - [`token`]: `POST /token`, the same exchange as RFC 8693 token exchange (form in, JSON out),
+//!   and AWS credentials through `credentials`' code path for claimex's
+//!   `requested_token_type` URN;
 //! - [`provider`]: `GET /.well-known/openid-configuration` and `GET /.well-known/jwks.json`,
 //!   claimex as an OIDC provider, for IAM;
 //! - [`health`]: `GET /healthz`, readiness with the registry's and the signer's state;
@@ -25,8 +27,8 @@ mod token;
 pub use credentials::{credentials_body, credentials_query};
 pub use exchange::{issuer_id_from_query, token_from_body};
 pub use token::{
-    ID_TOKEN_TYPE, JWT_TOKEN_TYPE, SUBJECT_TOKEN_TYPES, TOKEN_EXCHANGE_GRANT, TokenRequest,
-    parse_token_request,
+    AWS_CREDENTIALS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, SUBJECT_TOKEN_TYPES,
+    TOKEN_EXCHANGE_GRANT, TokenRequest, parse_token_request,
 };
 
 use std::sync::Arc;

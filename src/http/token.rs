@@ -1,11 +1,20 @@
 //! `POST /token[?issuerId=ID]`: RFC 8693 token exchange, form-encoded, through the same core
 //! as `/exchange`. The request is `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`
 //! with `subject_token` and `subject_token_type` (an OIDC token: `…:token-type:jwt` or
-//! `…:token-type:id_token`), optional `requested_token_type` (`…:token-type:jwt` only),
-//! `audience` (one, the outbound `aud`) and `issuer_id` (or `?issuerId=`). The answer is RFC
-//! 8693 §2.2.1 JSON with `Cache-Control: no-store`; refusals are RFC 6749 §5.2 errors, all
-//! with status 400 but `access_denied` (403), `server_error` (500) and
-//! `temporarily_unavailable` (503 with `Retry-After`).
+//! `…:token-type:id_token`; a signed AWS request: `…:aws:token-type:aws4_request`), optional
+//! `requested_token_type`, `audience` (one, the outbound `aud`) and `issuer_id` (or
+//! `?issuerId=`).
+//!
+//! `requested_token_type` is `…:token-type:jwt` (the default: a claimex JWT) or claimex's own
+//! [`AWS_CREDENTIALS_TOKEN_TYPE`]: AWS credentials for the form's `role_arn`,
+//! `duration_seconds` and `role_session_name`, through the code path of `POST /credentials`
+//! (its `assume_role`: the entry's `allowed_roles` checked before STS, then the unsigned
+//! `AssumeRoleWithWebIdentity` with the token just minted). Their `access_token` is the
+//! `credential_process` JSON as a string; `expires_in` counts to the credentials' expiry.
+//!
+//! The answer is RFC 8693 §2.2.1 JSON with `Cache-Control: no-store`; refusals are RFC 6749
+//! §5.2 errors, all with status 400 but `access_denied` (403), `server_error` (500; 502 when
+//! STS refuses claimex's token) and `temporarily_unavailable` (503 with `Retry-After`).
 
 use std::time::Instant;
 
@@ -14,7 +23,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{AppState, error_response, header_text, read_capped};
 use crate::audit::Audit;
-use crate::error::{ExchangeError, ReasonCode};
+use crate::credentials::CredentialsRequest;
+use crate::error::{ExchangeError, ReasonCode, shown};
 use crate::exchange::ExchangeRequest;
 use crate::metrics::ExchangeRecord;
 use crate::subject::SubjectKind;
@@ -25,6 +35,10 @@ pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-e
 pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 /// The token type of an OIDC id-token (RFC 8693 §3).
 pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+/// claimex's own token type (RFC 8693 §3 lets a server define its URIs) for AWS credentials:
+/// asked as `requested_token_type`, answered as `issued_token_type` with the
+/// `credential_process` JSON (`{"Version": 1, "AccessKeyId", ...}`) as `access_token`.
+pub const AWS_CREDENTIALS_TOKEN_TYPE: &str = "urn:claimex:params:oauth:token-type:aws-credentials";
 
 /// Room for the other parameters and percent-encoding, above the token's own cap.
 const FORM_OVERHEAD: usize = 4096;
@@ -40,6 +54,9 @@ pub struct TokenRequest {
     pub issuer_id: Option<String>,
     /// The one audience asked for.
     pub audience: Option<String>,
+    /// `Some` when `requested_token_type` is [`AWS_CREDENTIALS_TOKEN_TYPE`]: AWS credentials,
+    /// for these role parameters. `None`: a JWT.
+    pub credentials: Option<CredentialsRequest>,
 }
 
 fn refused(code: ReasonCode, description: impl Into<String>) -> ExchangeError {
@@ -49,7 +66,9 @@ fn refused(code: ReasonCode, description: impl Into<String>) -> ExchangeError {
 /// Parses a `POST /token` form body and query string. Pure, so it can be fuzzed; refusals
 /// never quote the token. Every parameter may appear once (RFC 6749 §3.2), `audience` too
 /// (claimex mints for one audience); unknown parameters are ignored (RFC 6749 §3.2), e.g. a
-/// client's `client_id`.
+/// client's `client_id`. The role parameters (`role_arn`, `duration_seconds`,
+/// `role_session_name`) go with `requested_token_type` [`AWS_CREDENTIALS_TOKEN_TYPE`] only:
+/// without it they are refused, as a client that forgot it would otherwise get a JWT.
 pub fn parse_token_request(query: &str, body: &[u8]) -> Result<TokenRequest, ExchangeError> {
     let query_issuer = super::issuer_id_from_query(query)?;
     for (key, _) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -66,6 +85,9 @@ pub fn parse_token_request(query: &str, body: &[u8]) -> Result<TokenRequest, Exc
     let mut requested_token_type = None;
     let mut audience = None;
     let mut issuer_id = None;
+    let mut role_arn = None;
+    let mut duration_seconds = None;
+    let mut role_session_name = None;
     for (key, value) in url::form_urlencoded::parse(body) {
         let slot = match key.as_ref() {
             "grant_type" => &mut grant_type,
@@ -82,6 +104,9 @@ pub fn parse_token_request(query: &str, body: &[u8]) -> Result<TokenRequest, Exc
                 &mut audience
             }
             "issuer_id" => &mut issuer_id,
+            "role_arn" => &mut role_arn,
+            "duration_seconds" => &mut duration_seconds,
+            "role_session_name" => &mut role_session_name,
             "resource" => {
                 return Err(refused(
                     ReasonCode::AudienceNotAllowed,
@@ -114,8 +139,8 @@ pub fn parse_token_request(query: &str, body: &[u8]) -> Result<TokenRequest, Exc
         return Err(refused(
             ReasonCode::UnsupportedGrantType,
             format!(
-                "claimex supports the grant type {TOKEN_EXCHANGE_GRANT} only, not {:?}",
-                grant_type.chars().take(128).collect::<String>()
+                "claimex supports the grant type {TOKEN_EXCHANGE_GRANT} only, not {}",
+                shown(&grant_type, 128)
             ),
         ));
     }
@@ -132,8 +157,8 @@ pub fn parse_token_request(query: &str, body: &[u8]) -> Result<TokenRequest, Exc
         refused(
             ReasonCode::UnsupportedTokenType,
             format!(
-                "claimex does not read subject tokens of type {:?}; it reads {}",
-                token_type.chars().take(128).collect::<String>(),
+                "claimex does not read subject tokens of type {}; it reads {}",
+                shown(&token_type, 128),
                 SUBJECT_TOKEN_TYPES
                     .iter()
                     .map(|(t, _)| *t)
@@ -142,17 +167,39 @@ pub fn parse_token_request(query: &str, body: &[u8]) -> Result<TokenRequest, Exc
             ),
         )
     })?;
-    if let Some(requested) = requested_token_type
-        && requested != JWT_TOKEN_TYPE
-    {
+    let wants_credentials = match requested_token_type.as_deref() {
+        None | Some(JWT_TOKEN_TYPE) => false,
+        Some(AWS_CREDENTIALS_TOKEN_TYPE) => true,
+        Some(requested) => {
+            return Err(refused(
+                ReasonCode::UnsupportedRequestedTokenType,
+                format!(
+                    "claimex issues {JWT_TOKEN_TYPE} and {AWS_CREDENTIALS_TOKEN_TYPE} only, not {}",
+                    shown(requested, 128)
+                ),
+            ));
+        }
+    };
+    let credentials = if wants_credentials {
+        Some(CredentialsRequest {
+            role_arn,
+            duration_seconds: duration_seconds
+                .as_deref()
+                .map(super::credentials::duration)
+                .transpose()?,
+            role_session_name,
+        })
+    } else if role_arn.is_some() || duration_seconds.is_some() || role_session_name.is_some() {
         return Err(refused(
-            ReasonCode::UnsupportedRequestedTokenType,
+            ReasonCode::InvalidParameter,
             format!(
-                "claimex issues {JWT_TOKEN_TYPE} only, not {:?}",
-                requested.chars().take(128).collect::<String>()
+                "role_arn, duration_seconds and role_session_name ask for AWS credentials: \
+                 send requested_token_type={AWS_CREDENTIALS_TOKEN_TYPE} with them"
             ),
         ));
-    }
+    } else {
+        None
+    };
     let issuer_id = match (issuer_id, query_issuer) {
         (Some(form), Some(query)) if form != query => {
             return Err(refused(
@@ -174,6 +221,7 @@ pub fn parse_token_request(query: &str, body: &[u8]) -> Result<TokenRequest, Exc
         subject_token,
         issuer_id,
         audience,
+        credentials,
     })
 }
 
@@ -218,10 +266,10 @@ pub(super) async fn token(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let parsed = read_request(&request, payload, &state).await;
-    let kind = parsed.as_ref().map_or(SubjectKind::Oidc, |r| r.kind);
-    let (result, audit) = match parsed {
-        Ok(parsed) => {
+    let (kind, asked, (result, audit)) = match read_request(&request, payload, &state).await {
+        Ok(parsed) => (
+            parsed.kind,
+            parsed.credentials,
             state
                 .exchanger
                 .exchange(&ExchangeRequest {
@@ -230,9 +278,9 @@ pub(super) async fn token(
                     issuer_id: parsed.issuer_id.as_deref(),
                     audience: parsed.audience.as_deref(),
                 })
-                .await
-        }
-        Err(e) => (Err(e), Audit::default()),
+                .await,
+        ),
+        Err(e) => (SubjectKind::Oidc, None, (Err(e), Audit::default())),
     };
     audit.emit(result.as_ref().map(drop));
     state.recorder.exchange(&ExchangeRecord {
@@ -241,18 +289,36 @@ pub(super) async fn token(
         outcome: result.as_ref().map(drop),
         elapsed: started.elapsed(),
     });
-    match result {
-        Ok(minted) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::PRAGMA, "no-cache"))
-            .json(serde_json::json!({
-                "access_token": minted.token,
-                "issued_token_type": JWT_TOKEN_TYPE,
-                "token_type": "N_A",
-                "expires_in": minted.expires_at.saturating_sub(minted.issued_at),
-            })),
-        Err(e) => token_error(&e),
-    }
+    let minted = match result {
+        Ok(minted) => minted,
+        Err(e) => return token_error(&e),
+    };
+    let (access_token, issued_token_type, expires_in) = match asked {
+        None => (
+            minted.token,
+            JWT_TOKEN_TYPE,
+            minted.expires_at.saturating_sub(minted.issued_at),
+        ),
+        Some(asked) => {
+            match super::credentials::assume_role(&state, &audit, &minted.token, &asked).await {
+                Ok(credentials) => (
+                    credentials.credential_process_json(),
+                    AWS_CREDENTIALS_TOKEN_TYPE,
+                    credentials.expires_at.saturating_sub(state.exchanger.now()),
+                ),
+                Err(e) => return token_error(&e),
+            }
+        }
+    };
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(serde_json::json!({
+            "access_token": access_token,
+            "issued_token_type": issued_token_type,
+            "token_type": "N_A",
+            "expires_in": expires_in,
+        }))
 }
 
 async fn read_request(
@@ -415,6 +481,77 @@ mod tests {
         );
     }
 
+    /// Found by the aws_request fuzz target: a value of control characters, cut to 128
+    /// characters *before* escaping, escaped to 768 and made an over-long description.
+    #[test]
+    fn a_quoted_value_is_bounded_after_escaping() {
+        let hostile = format!("urn:x{}", "\u{15}".repeat(300));
+        for (name, cut) in [
+            ("grant_type", "grant_type"),
+            ("subject_token_type", "subject_token_type"),
+            ("requested_token_type", "requested_token_type"),
+        ] {
+            let mut pairs = ok();
+            pairs.retain(|(k, _)| *k != name);
+            pairs.push((cut, &hostile));
+            let e = parse_token_request("", &form(&pairs)).unwrap_err();
+            assert!(e.description.len() < 400, "{name}: {}", e.description);
+            assert!(!e.description.contains('\u{15}'), "{name}");
+        }
+    }
+
+    #[test]
+    fn aws_credentials_are_asked_with_their_token_type() {
+        let mut pairs = ok();
+        pairs.extend([
+            ("requested_token_type", AWS_CREDENTIALS_TOKEN_TYPE),
+            ("role_arn", "arn:aws:iam::123456789012:role/ci/deploy"),
+            ("duration_seconds", "900"),
+            ("role_session_name", "job-1"),
+        ]);
+        let parsed = parse_token_request("", &form(&pairs)).unwrap();
+        assert_eq!(
+            parsed.credentials,
+            Some(CredentialsRequest {
+                role_arn: Some("arn:aws:iam::123456789012:role/ci/deploy".into()),
+                duration_seconds: Some(900),
+                role_session_name: Some("job-1".into()),
+            })
+        );
+        // The entry's default role: no role parameter at all.
+        let mut bare = ok();
+        bare.push(("requested_token_type", AWS_CREDENTIALS_TOKEN_TYPE));
+        let parsed = parse_token_request("", &form(&bare)).unwrap();
+        assert_eq!(parsed.credentials, Some(CredentialsRequest::default()));
+        // A JWT: no credentials.
+        assert_eq!(
+            parse_token_request("", &form(&ok())).unwrap().credentials,
+            None
+        );
+
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut p = bare.clone();
+            p.extend_from_slice(extra);
+            p
+        };
+        assert_eq!(
+            code("", &with(&[("duration_seconds", "an hour")])),
+            "invalid_parameter"
+        );
+        assert_eq!(
+            code("", &with(&[("role_arn", "a"), ("role_arn", "b")])),
+            "invalid_parameter"
+        );
+        // Role parameters without the token type: refused, not silently a JWT.
+        for name in ["role_arn", "duration_seconds", "role_session_name"] {
+            let mut p = ok();
+            p.push((name, "900"));
+            let e = parse_token_request("", &form(&p)).unwrap_err();
+            assert_eq!(e.reason_code(), "invalid_parameter", "{name}");
+            assert!(e.description.contains(AWS_CREDENTIALS_TOKEN_TYPE), "{e}");
+        }
+    }
+
     proptest::proptest! {
         /// Any query and form body parse to a request or a typed refusal, never a panic, and
         /// a refusal never quotes the subject token.
@@ -422,6 +559,7 @@ mod tests {
         fn any_form_is_parsed_or_refused(query in ".{0,80}", body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
             if let Err(e) = parse_token_request(&query, &body) {
                 proptest::prop_assert!(!e.description.is_empty());
+                proptest::prop_assert!(e.description.len() < 600, "{}", e.description);
             }
         }
     }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::{DEFAULT_AUDIENCE, MAX_SUB_CHARS, MIN_SUB_CHARS, OutputPolicy, RESERVED_CLAIMS, Stamp};
-use crate::error::{ExchangeError, ReasonCode, Refusal};
+use crate::error::{ExchangeError, ReasonCode, Refusal, shown};
 
 fn invalid(description: impl Into<String>) -> ExchangeError {
     ExchangeError::new(Refusal::InvalidOutput, description)
@@ -324,8 +324,8 @@ fn strict_value(raw: &RawValue) -> Result<Value, ExchangeError> {
                         let name = name.into_owned();
                         if object.contains_key(&name) {
                             return Err(serde::de::Error::custom(format_args!(
-                                "the member {:?} is given twice",
-                                name.chars().take(64).collect::<String>()
+                                "the member {} is given twice",
+                                shown(&name, 64)
                             )));
                         }
                         object.insert(name, value);
@@ -362,8 +362,8 @@ pub fn check_output(json: &str, issuer: &OutputPolicy) -> Result<CheckedClaims, 
     }
     if let Some(name) = members.duplicate {
         return Err(invalid(format!(
-            "the mapper's output has the claim {:?} twice",
-            name.chars().take(64).collect::<String>()
+            "the mapper's output has the claim {} twice",
+            shown(&name, 64)
         )));
     }
     let value = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null);

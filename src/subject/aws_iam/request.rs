@@ -19,7 +19,7 @@ use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use serde::Deserialize;
 
 use super::policy::AwsIamPolicy;
-use crate::error::{ExchangeError, ReasonCode};
+use crate::error::{ExchangeError, ReasonCode, shown};
 
 /// The header that binds a signed request to one claimex.
 pub const SERVER_ID_HEADER: &str = "x-claimex-server-id";
@@ -174,14 +174,14 @@ pub fn check(
             || (lower == "content-length" && h.value.trim() != encoded.body.len().to_string())
         {
             return Err(malformed(format!(
-                "the signed request may not carry the header {:?} (hop-by-hop, or a wrong content-length)",
-                h.key
+                "the signed request may not carry the header {} (hop-by-hop, or a wrong content-length)",
+                shown(&h.key, 64)
             )));
         }
         if !names.insert(lower) {
             return Err(malformed(format!(
-                "the header {:?} is given twice",
-                h.key.chars().take(64).collect::<String>()
+                "the header {} is given twice",
+                shown(&h.key, 64)
             )));
         }
     }
@@ -210,8 +210,8 @@ pub fn check(
         return Err(refuse(
             ReasonCode::UnsignedRequiredHeader,
             format!(
-                "the signed header {:?} is not among the request's headers",
-                missing.chars().take(64).collect::<String>()
+                "the signed header {} is not among the request's headers",
+                shown(missing, 64)
             ),
         ));
     }

@@ -8,7 +8,7 @@ use jsonwebtoken::Header;
 use serde_json::Value;
 
 use super::VerifyPolicy;
-use crate::error::{ExchangeError, ReasonCode};
+use crate::error::{ExchangeError, ReasonCode, shown};
 
 fn not_a_jwt(description: impl Into<String>) -> ExchangeError {
     ExchangeError::coded(ReasonCode::NotAJwt, description)
@@ -128,8 +128,8 @@ fn describe_bad_header(encoded_header: &str) -> ExchangeError {
     for (name, _) in &members {
         if seen.contains(&name.as_str()) {
             return not_a_jwt(format!(
-                "the token header has the member {:?} twice",
-                name.chars().take(32).collect::<String>()
+                "the token header has the member {} twice",
+                shown(name, 32)
             ));
         }
         seen.push(name);
@@ -143,10 +143,7 @@ fn describe_bad_header(encoded_header: &str) -> ExchangeError {
     if alg.parse::<jsonwebtoken::Algorithm>().is_err() {
         return ExchangeError::coded(
             ReasonCode::AlgorithmNotAllowed,
-            format!(
-                "the token's algorithm {:?} is never accepted",
-                alg.chars().take(16).collect::<String>()
-            ),
+            format!("the token's algorithm {} is never accepted", shown(alg, 16)),
         );
     }
     if let Some(name) = STRING_MEMBERS

@@ -1,5 +1,8 @@
-//! The caller's side of claimex's HTTP API: one client, one answer type.
+//! The caller's side of claimex's HTTP API: one client, one answer type; and an independent
+//! OAuth client library (Authlib) for `POST /token`.
 
+use std::io::Write as _;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -109,4 +112,49 @@ pub async fn metric_sum(metrics_url: &str, name: &str, labels: &[(&str, &str)]) 
                 .unwrap_or_else(|_| panic!("not a sample value: {l}"))
         })
         .sum()
+}
+
+/// Runs an RFC 8693 token exchange with Python's Authlib (`tests/token_support/exchange.py`,
+/// `make pytools`) against `endpoint`, the subject `token` on its stdin; `extra` are more
+/// form parameters (`requested_token_type`, `role_arn`, ...). Its JSON answer: the token
+/// response, or `{"oauth_error", "description"}`. Panics when Authlib is missing or fails.
+pub fn authlib(
+    endpoint: &str,
+    token_type: &str,
+    audience: &str,
+    issuer_id: &str,
+    extra: &[(&str, &str)],
+    token: &str,
+) -> Value {
+    let script = crate::root().join("tests/token_support/exchange.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args([endpoint, token_type, audience, issuer_id])
+        .args(extra.iter().map(|(k, v)| format!("{k}={v}")))
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(token.as_bytes())
+        .expect("the Authlib client reads its token");
+    let out = child.wait_with_output().expect("the Authlib client ran");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'authlib'"),
+        "Authlib is missing: `make pytools` installs it (pip install authlib requests)"
+    );
+    assert!(out.status.success(), "the Authlib client failed: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "the Authlib client printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }

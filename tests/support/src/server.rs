@@ -599,10 +599,47 @@ impl Process {
         )
     }
 
-    /// Kills the process and returns its whole log.
-    pub fn stop(mut self) -> String {
-        self.kill();
-        self.log()
+    /// The log once `ready` holds for it, or as it is after `timeout`. The server writes its
+    /// log in batches (at most 100 ms behind), so a line just caused may not be there yet.
+    pub async fn log_until(&self, timeout: Duration, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if ready(&log) || Instant::now() > deadline {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the process as an operator does (SIGTERM: a clean shutdown, which writes every
+    /// buffered log line) and returns its whole log. Killed if it has not exited within 20 s.
+    pub fn stop(self) -> String {
+        self.terminate().1
+    }
+
+    /// Like [`Process::stop`], with how it exited (`None`: it had to be killed).
+    pub fn terminate(mut self) -> (Option<ExitStatus>, String) {
+        let mut status = None;
+        if let Some(mut child) = self.child.take() {
+            let sent = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while sent && Instant::now() < deadline {
+                if let Ok(Some(exited)) = child.try_wait() {
+                    status = Some(exited);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if status.is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        (status, self.log())
     }
 
     fn kill(&mut self) {
