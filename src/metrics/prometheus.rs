@@ -153,6 +153,7 @@ pub struct PrometheusMetrics {
     sign_seconds: Histograms<BackendLabel>,
     sign_errors: Family<BackendError, Counter>,
     kms_errors: Family<OperationLabel, Counter>,
+    pipelined_refused: Counter,
     sts_seconds: Histograms<OperationOutcome>,
     key_fetch_seconds: Histograms<IssuerLabel>,
     key_fetches: Family<IssuerResult, Counter>,
@@ -194,6 +195,7 @@ impl PrometheusMetrics {
             sign_seconds: histograms(),
             sign_errors: Family::default(),
             kms_errors: Family::default(),
+            pipelined_refused: Counter::default(),
             sts_seconds: histograms(),
             key_fetch_seconds: histograms(),
             key_fetches: Family::default(),
@@ -261,6 +263,11 @@ impl PrometheusMetrics {
             "kms_errors",
             "Failed KMS calls, by operation (sign, refresh)",
             m.kms_errors.clone(),
+        );
+        metrics.register(
+            "http_pipelined_refused",
+            "Requests pipelined behind a response that closed their connection, not served",
+            m.pipelined_refused.clone(),
         );
         metrics.register_with_unit(
             "sts_call_duration",
@@ -523,6 +530,10 @@ impl Recorder for PrometheusMetrics {
                 operation: Cow::Borrowed(operation),
             })
             .inc();
+    }
+
+    fn pipelined_refused(&self) {
+        self.pipelined_refused.inc();
     }
 
     fn shadow(&self, issuer_id: &str, result: ShadowResult) {
