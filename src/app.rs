@@ -368,6 +368,7 @@ pub fn server(
                 .configure(routes.clone());
             let stopping = stopping.clone();
             let http = actix_http::HttpService::build()
+                .expect(close::expect_continue(state.clone()))
                 .keep_alive(actix_http::KeepAlive::default())
                 .client_request_timeout(header_timeout)
                 .client_disconnect_timeout(close::LINGER)

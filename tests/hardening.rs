@@ -180,8 +180,39 @@ async fn pipelined_refused(claimex: &InProcess) -> f64 {
 #[tokio::test]
 async fn nothing_is_served_behind_a_request_that_asked_to_close() {
     let (_issuer, claimex) = github_setup();
-    let request = "GET /healthz HTTP/1.1\r\nHost: claimex\r\nConnection: close\r\n\r\n\
-                   GET /healthz HTTP/1.1\r\nHost: claimex\r\n\r\n";
+    let claimex = std::sync::Arc::new(claimex);
+    // Behind it: a plain request, and one that expects `100 Continue` (which is not sent).
+    for next in [
+        "GET /healthz HTTP/1.1\r\nHost: claimex\r\n\r\n",
+        "POST /exchange?issuerId=github HTTP/1.1\r\nHost: claimex\r\n\
+         Expect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    ] {
+        let request =
+            format!("GET /healthz HTTP/1.1\r\nHost: claimex\r\nConnection: close\r\n\r\n{next}");
+        let shared = claimex.clone();
+        let (answer, closed) = tokio::task::spawn_blocking(move || {
+            raw_exchange(&shared, request.as_bytes(), Duration::from_secs(30))
+        })
+        .await
+        .unwrap();
+        assert!(closed, "the connection is still open: {answer:?}");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("\"status\""), "{answer}");
+        assert_eq!(
+            answer.matches("HTTP/1.1 ").count(),
+            1,
+            "the pipelined request was answered: {answer}"
+        );
+    }
+    assert_eq!(pipelined_refused(&claimex).await, 2.0);
+}
+
+/// `Expect: 100-continue` is still answered with `100 Continue` on a connection nothing closed.
+#[tokio::test]
+async fn expect_continue_is_still_answered() {
+    let (_issuer, claimex) = github_setup();
+    let request = "POST /exchange?issuerId=github HTTP/1.1\r\nHost: claimex\r\n\
+                   Expect: 100-continue\r\nConnection: close\r\nContent-Length: 5\r\n\r\nxxxxx";
     let claimex = std::sync::Arc::new(claimex);
     let shared = claimex.clone();
     let (answer, closed) = tokio::task::spawn_blocking(move || {
@@ -190,14 +221,11 @@ async fn nothing_is_served_behind_a_request_that_asked_to_close() {
     .await
     .unwrap();
     assert!(closed, "the connection is still open: {answer:?}");
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains("\"status\""), "{answer}");
-    assert_eq!(
-        answer.matches("HTTP/1.1 ").count(),
-        1,
-        "the pipelined request was answered: {answer}"
+    assert!(
+        answer.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 400"),
+        "{answer}"
     );
-    assert_eq!(pipelined_refused(&claimex).await, 1.0);
+    assert!(answer.contains("not_a_jwt"), "{answer}");
 }
 
 /// Pipelining itself still works: two requests without `Connection: close` on one connection

@@ -17,7 +17,9 @@
 //!   middleware gives the refused request is never sent and the dispatcher drops the
 //!   connection. The middleware waits, at most [`LINGER`], for the client to close its side
 //!   first: a socket closed with unread data sends a reset, which can make the client lose
-//!   the closing response.
+//!   the closing response;
+//! - [`expect_continue`], the server's `Expect: 100-continue` handler, which runs before the
+//!   middleware, refuses such a request the same way instead of sending `100 Continue`.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -28,8 +30,9 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use actix_http::{Request, Response};
 use actix_web::body::BoxBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse, fn_service};
 use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::{HttpResponse, web};
 use futures_util::future::Either;
@@ -84,6 +87,14 @@ impl CloseLatch {
     fn peer_gone(&self) {
         self.peer_closed.set(true);
         self.wake();
+    }
+
+    /// Seals the connection after the next flush (the closing response's), waits at most
+    /// [`LINGER`] for the client to close its side, then refuses every write: whatever is
+    /// written next fails, and the dispatcher drops the connection.
+    async fn give_up(self: &Rc<Self>) {
+        let _ = tokio::time::timeout(LINGER, self.finished()).await;
+        self.seal();
     }
 
     /// Resolves once the closing response is flushed and the write half shut down, and the
@@ -272,14 +283,110 @@ async fn refuse(
     latch: Rc<CloseLatch>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     if let Some(state) = request.app_data::<web::Data<AppState>>() {
-        state
-            .counters
-            .refused_after_close
-            .fetch_add(1, Ordering::Relaxed);
-        state.recorder.pipelined_refused();
+        count_refused(state);
     }
-    tracing::debug!("a request pipelined behind a Connection: close response is not served");
-    let _ = tokio::time::timeout(LINGER, latch.finished()).await;
-    latch.seal();
+    latch.give_up().await;
     Ok(request.into_response(HttpResponse::new(StatusCode::SERVICE_UNAVAILABLE)))
+}
+
+fn count_refused(state: &AppState) {
+    tracing::debug!("a request pipelined behind a Connection: close response is not served");
+    state
+        .counters
+        .refused_after_close
+        .fetch_add(1, Ordering::Relaxed);
+    state.recorder.pipelined_refused();
+}
+
+/// The server's `Expect: 100-continue` handler: `100 Continue` as usual, but a request behind
+/// a response that closed the connection is refused here, as [`honour_close`] refuses it, and
+/// gets no `100 Continue` after the closing response.
+pub fn expect_continue(
+    state: web::Data<AppState>,
+) -> impl ServiceFactory<
+    Request,
+    Config = (),
+    Response = Request,
+    Error = Response<BoxBody>,
+    InitError = (),
+> + use<> {
+    fn_service(move |request: Request| {
+        let state = state.clone();
+        async move {
+            let Some(latch) = request
+                .conn_data::<Rc<CloseLatch>>()
+                .filter(|l| l.is_closing())
+                .cloned()
+            else {
+                return Ok(request);
+            };
+            count_refused(&state);
+            latch.give_up().await;
+            Err(Response::new(StatusCode::SERVICE_UNAVAILABLE))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A connected pair on loopback: the server's side wrapped, the client's plain.
+    async fn pair() -> (Guarded<TcpStream>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (Guarded::new(server), client)
+    }
+
+    #[tokio::test]
+    async fn an_unsealed_connection_passes_everything_through() {
+        let (mut server, mut client) = pair().await;
+        server.write_all(b"first").await.unwrap();
+        server.flush().await.unwrap();
+        server.write_all(b" second").await.unwrap();
+        server.flush().await.unwrap();
+        client.write_all(b"request").await.unwrap();
+        let mut read = [0u8; 7];
+        server.read_exact(&mut read).await.unwrap();
+        assert_eq!(&read, b"request");
+        let mut answer = [0u8; 12];
+        client.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"first second");
+        assert!(!server.latch().is_closing());
+        assert!(!server.latch().sealed.get());
+    }
+
+    #[tokio::test]
+    async fn a_sealed_connection_ends_after_the_flush_and_refuses_writes() {
+        let (mut server, mut client) = pair().await;
+        let latch = server.latch();
+        // The closing response is written (not yet flushed) when the next request asks for
+        // the seal.
+        server.write_all(b"HTTP/1.1 413").await.unwrap();
+        let finished = latch.finished();
+        assert!(!latch.sealed.get());
+        server.flush().await.unwrap();
+        assert!(latch.sealed.get());
+        let error = server.write_all(b"HTTP/1.1 200").await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+        // The client reads the closing response, then the end of the stream.
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        assert_eq!(answer, b"HTTP/1.1 413");
+        // What it still sends is discarded; its close is the end of the server's stream.
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        drop(client);
+        let mut rest = Vec::new();
+        assert_eq!(server.read_to_end(&mut rest).await.unwrap(), 0);
+        assert!(rest.is_empty());
+        finished.await;
+    }
 }
