@@ -263,13 +263,17 @@ where
             let asked_close = request.head().connection_type() == ConnectionType::Close;
             let response = service.call(request);
             Either::Right(async move {
-                let response = response.await?;
+                let response = response.await;
+                // An error becomes a response too: after it, a request that asked to close
+                // closes the connection all the same.
                 let closes = asked_close
-                    || response.response().head().connection_type() == ConnectionType::Close;
+                    || response.as_ref().is_ok_and(|r| {
+                        r.response().head().connection_type() == ConnectionType::Close
+                    });
                 if let Some(latch) = latch.filter(|_| closes) {
                     latch.mark_closing();
                 }
-                Ok(response)
+                response
             })
         }
     }
