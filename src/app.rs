@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::credentials::RoleAssumer;
 use crate::credentials::sts::StsRoleAssumer;
 use crate::exchange::{ExchangeSettings, Exchanger, Ports};
+use crate::http::close::{self, Guarded};
 use crate::http::{AppState, HttpSettings, routes};
 use crate::mapper::MapperLoader;
 use crate::mapper::shadow_runner::ShadowRunner;
@@ -347,12 +348,20 @@ pub fn metrics_server(
     Ok(Some(server))
 }
 
-/// The HTTP server for `app` on an already bound listener.
+/// The HTTP server for `app` on an already bound listener: HTTP/1.1, each connection's
+/// socket wrapped so that no request runs behind a response that closed the connection
+/// ([`crate::http::close`]). Otherwise what `actix_web::HttpServer` assembles: the same
+/// dispatcher settings (its default keep-alive and disconnect timeout, the header timeout
+/// from `[http]`), draining connections on a graceful stop, 10 s to stop.
 pub fn server(
     app: &App,
     listener: std::net::TcpListener,
     workers: usize,
 ) -> anyhow::Result<actix_web::dev::Server> {
+    use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
+    use actix_web::dev::AppConfig;
+    use tokio::net::TcpStream;
+
     let state = actix_web::web::Data::new(AppState {
         exchanger: app.exchanger.clone(),
         max_token_bytes: app.max_token_bytes,
@@ -366,18 +375,45 @@ pub fn server(
         .map(|u| u.path().trim_end_matches('/').to_owned())
         .unwrap_or_default();
     let routes = routes(&path_prefix);
-    let mut builder = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(state.clone())
-            .configure(routes.clone())
-    })
-    .client_request_timeout(Duration::from_secs(app.http.header_timeout_secs))
-    .shutdown_timeout(10);
+    let header_timeout = Duration::from_secs(app.http.header_timeout_secs);
+    let addr = listener.local_addr().context("the listener's address")?;
+    let mut builder = actix_server::Server::build().shutdown_timeout(10);
     if workers > 0 {
         builder = builder.workers(workers);
     }
+    let stopping = builder.graceful_shutdown_signal();
     let builder = builder
-        .listen(listener)
+        .listen("claimex", listener, move || {
+            let application = actix_web::App::new()
+                .app_data(state.clone())
+                .wrap_fn(close::honour_close)
+                .configure(routes.clone());
+            let stopping = stopping.clone();
+            let http = actix_http::HttpService::build()
+                .expect(close::expect_continue(state.clone()))
+                .keep_alive(actix_http::KeepAlive::default())
+                .client_request_timeout(header_timeout)
+                .client_disconnect_timeout(close::LINGER)
+                .local_addr(addr)
+                .graceful_shutdown_signal(move || {
+                    let stopping = stopping.clone();
+                    async move { stopping.notified().await }
+                })
+                .on_connect_ext(|io: &Guarded<TcpStream>, data| {
+                    data.insert(io.latch());
+                })
+                .h1(map_config(
+                    application
+                        .into_factory()
+                        .map_err(|e: actix_web::Error| e.error_response()),
+                    |()| AppConfig::default(),
+                ));
+            fn_service(|io: TcpStream| async move {
+                let peer = io.peer_addr().ok();
+                Ok::<_, actix_http::error::DispatchError>((Guarded::new(io), peer))
+            })
+            .and_then(http)
+        })
         .context("cannot serve on the listener")?;
     Ok(builder.run())
 }

@@ -136,21 +136,83 @@ async fn an_absurd_content_length_is_refused_before_reading() {
 // ---------------------------------------------------------------------------------------
 // Defect 9: `Connection: close` after a 413 on a pipelined connection.
 
-/// Still failing: actix-http 3.20 answers requests pipelined behind a request whose
-/// response closes the connection (its dispatcher serves every message it decoded before it
-/// shuts down). claimex now sends `Connection: close` with the 413 (and the 408) and the
-/// connection closes after the queue; refusing the queued requests needs a fix in
-/// actix-http or a connection-level hook claimex does not have yet.
+/// A 413 closes the connection (`Connection: close`): the request pipelined behind it on the
+/// same connection is not served (RFC 9112 §9.6), and the 413 arrives whole.
 #[tokio::test]
-#[ignore = "actix-http serves requests pipelined behind a Connection: close response"]
 async fn connection_close_is_honoured_after_a_413() {
     let (_issuer, claimex) = github_setup();
-    let body = "x".repeat(20_000);
-    let request = format!(
-        "POST /exchange?issuerId=github HTTP/1.1\r\nHost: claimex\r\nConnection: close\r\n\
-         Content-Length: {}\r\n\r\n{body}GET /healthz HTTP/1.1\r\nHost: claimex\r\n\r\n",
-        body.len()
-    );
+    let claimex = std::sync::Arc::new(claimex);
+    // With and without the request's own `Connection: close`: the 413's closes either way.
+    for asked in ["Connection: close\r\n", ""] {
+        let body = "x".repeat(20_000);
+        let request = format!(
+            "POST /exchange?issuerId=github HTTP/1.1\r\nHost: claimex\r\n{asked}\
+             Content-Length: {}\r\n\r\n{body}GET /healthz HTTP/1.1\r\nHost: claimex\r\n\r\n",
+            body.len()
+        );
+        let shared = claimex.clone();
+        let (answer, closed) = tokio::task::spawn_blocking(move || {
+            raw_exchange(&shared, request.as_bytes(), Duration::from_secs(30))
+        })
+        .await
+        .unwrap();
+        assert!(closed, "the connection is still open ({asked:?})");
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("token_too_large"), "{answer}");
+        assert!(answer.ends_with('}'), "the 413 was cut short: {answer}");
+        assert_eq!(
+            answer.matches("HTTP/1.1 ").count(),
+            1,
+            "the pipelined request was answered ({asked:?}): {answer}"
+        );
+    }
+    assert_eq!(pipelined_refused(&claimex).await, 2.0);
+}
+
+/// `claimex_http_pipelined_refused_total`.
+async fn pipelined_refused(claimex: &InProcess) -> f64 {
+    let url = claimex.metrics_url.as_ref().expect("metrics are on");
+    metric_sum(url, "claimex_http_pipelined_refused_total", &[]).await
+}
+
+/// A request that itself says `Connection: close` is answered, and the one pipelined behind
+/// it is not.
+#[tokio::test]
+async fn nothing_is_served_behind_a_request_that_asked_to_close() {
+    let (_issuer, claimex) = github_setup();
+    let claimex = std::sync::Arc::new(claimex);
+    // Behind it: a plain request, and one that expects `100 Continue` (which is not sent).
+    for next in [
+        "GET /healthz HTTP/1.1\r\nHost: claimex\r\n\r\n",
+        "POST /exchange?issuerId=github HTTP/1.1\r\nHost: claimex\r\n\
+         Expect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    ] {
+        let request =
+            format!("GET /healthz HTTP/1.1\r\nHost: claimex\r\nConnection: close\r\n\r\n{next}");
+        let shared = claimex.clone();
+        let (answer, closed) = tokio::task::spawn_blocking(move || {
+            raw_exchange(&shared, request.as_bytes(), Duration::from_secs(30))
+        })
+        .await
+        .unwrap();
+        assert!(closed, "the connection is still open: {answer:?}");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("\"status\""), "{answer}");
+        assert_eq!(
+            answer.matches("HTTP/1.1 ").count(),
+            1,
+            "the pipelined request was answered: {answer}"
+        );
+    }
+    assert_eq!(pipelined_refused(&claimex).await, 2.0);
+}
+
+/// `Expect: 100-continue` is still answered with `100 Continue` on a connection nothing closed.
+#[tokio::test]
+async fn expect_continue_is_still_answered() {
+    let (_issuer, claimex) = github_setup();
+    let request = "POST /exchange?issuerId=github HTTP/1.1\r\nHost: claimex\r\n\
+                   Expect: 100-continue\r\nConnection: close\r\nContent-Length: 5\r\n\r\nxxxxx";
     let claimex = std::sync::Arc::new(claimex);
     let shared = claimex.clone();
     let (answer, closed) = tokio::task::spawn_blocking(move || {
@@ -158,13 +220,63 @@ async fn connection_close_is_honoured_after_a_413() {
     })
     .await
     .unwrap();
-    assert!(closed, "the connection is still open");
-    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert_eq!(
-        answer.matches("HTTP/1.1 ").count(),
-        1,
-        "the pipelined request was answered: {answer}"
+    assert!(closed, "the connection is still open: {answer:?}");
+    assert!(
+        answer.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 400"),
+        "{answer}"
     );
+    assert!(answer.contains("not_a_jwt"), "{answer}");
+}
+
+/// Pipelining itself still works: two requests without `Connection: close` on one connection
+/// get both answers, in order, and the connection stays open for more.
+#[tokio::test]
+async fn pipelined_keep_alive_requests_are_all_answered() {
+    let (_issuer, claimex) = github_setup();
+    let request = "GET /healthz HTTP/1.1\r\nHost: claimex\r\n\r\n\
+                   GET /.well-known/jwks.json HTTP/1.1\r\nHost: claimex\r\n\r\n";
+    let claimex = std::sync::Arc::new(claimex);
+    let shared = claimex.clone();
+    let (answer, _) = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr(&shared)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        // Reads until both answers are in (their bodies named below), then a third request
+        // on the same connection, with `Connection: close`, which is answered too.
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while !(String::from_utf8_lossy(&received).contains("\"keys\"")) {
+            match stream.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: claimex\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let closed = loop {
+            match stream.read(&mut buffer) {
+                Ok(0) => break true,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+                Err(e) => panic!("read failed: {e}"),
+            }
+        };
+        (String::from_utf8_lossy(&received).into_owned(), closed)
+    })
+    .await
+    .unwrap();
+    let statuses: Vec<&str> = answer
+        .match_indices("HTTP/1.1 ")
+        .map(|(at, _)| &answer[at..at + 12])
+        .collect();
+    assert_eq!(statuses, ["HTTP/1.1 200"; 3], "{answer}");
+    let status_body = answer.find("\"status\"").expect("the health answer");
+    let keys_body = answer.find("\"keys\"").expect("the JWKS answer");
+    assert!(status_body < keys_body, "out of order: {answer}");
+    assert_eq!(pipelined_refused(&claimex).await, 0.0);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@
 //! - [`provider`]: `GET /.well-known/openid-configuration` and `GET /.well-known/jwks.json`,
 //!   claimex as an OIDC provider, for IAM;
 //! - [`health`]: `GET /healthz`, readiness with the registry's and the signer's state;
-//! - [`metrics`]: `GET /metrics`, on its own listener (`metrics_listen`), not on this one.
+//! - [`metrics`]: `GET /metrics`, on its own listener (`metrics_listen`), not on this one;
+//! - [`close`]: no request runs behind a response that closes its connection (pipelining).
 //!
 //! This file holds what they share: the state, the `[http]` settings, the routes, the RFC 6749
 //! error response and its status per refusal, the capped and timed body reader, and media
@@ -17,6 +18,7 @@
 //! `Content-Length` above the cap is refused unread, and both refusals close the
 //! connection), and tokens are never echoed or logged.
 
+pub mod close;
 mod credentials;
 mod exchange;
 mod health;
@@ -103,6 +105,8 @@ pub struct HttpCounters {
     pub body_timeouts: AtomicU64,
     /// Request bodies refused for their size, announced (`Content-Length`) or read.
     pub bodies_too_large: AtomicU64,
+    /// Requests pipelined behind a response that closed their connection, not served.
+    pub refused_after_close: AtomicU64,
 }
 
 /// The status of each refusal.

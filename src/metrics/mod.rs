@@ -95,6 +95,8 @@ pub trait Recorder: Send + Sync {
     fn kms_error(&self, _operation: &'static str) {}
     /// A shadow comparison ended.
     fn shadow(&self, _issuer_id: &str, _result: ShadowResult) {}
+    /// A request pipelined behind a response that closed its connection was not served.
+    fn pipelined_refused(&self) {}
 }
 
 /// Records nothing.

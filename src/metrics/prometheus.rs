@@ -159,6 +159,7 @@ pub struct PrometheusMetrics {
     sign_seconds: Histograms<BackendLabel>,
     sign_errors: Family<BackendError, Counter>,
     kms_errors: Family<OperationLabel, Counter>,
+    pipelined_refused: Counter,
     sts_seconds: Histograms<OperationOutcome>,
     one_use_seconds: Histograms<BackendOutcome>,
     key_fetch_seconds: Histograms<IssuerLabel>,
@@ -201,6 +202,7 @@ impl PrometheusMetrics {
             sign_seconds: histograms(),
             sign_errors: Family::default(),
             kms_errors: Family::default(),
+            pipelined_refused: Counter::default(),
             sts_seconds: histograms(),
             one_use_seconds: histograms(),
             key_fetch_seconds: histograms(),
@@ -269,6 +271,11 @@ impl PrometheusMetrics {
             "kms_errors",
             "Failed KMS calls, by operation (sign, refresh)",
             m.kms_errors.clone(),
+        );
+        metrics.register(
+            "http_pipelined_refused",
+            "Requests pipelined behind a response that closed their connection, not served",
+            m.pipelined_refused.clone(),
         );
         metrics.register_with_unit(
             "sts_call_duration",
@@ -547,6 +554,10 @@ impl Recorder for PrometheusMetrics {
                 operation: Cow::Borrowed(operation),
             })
             .inc();
+    }
+
+    fn pipelined_refused(&self) {
+        self.pipelined_refused.inc();
     }
 
     fn shadow(&self, issuer_id: &str, result: ShadowResult) {

@@ -101,10 +101,15 @@ pub async fn metric_sum(metrics_url: &str, name: &str, labels: &[(&str, &str)]) 
         .text()
         .await
         .unwrap_or_else(|e| panic!("cannot read {metrics_url}/metrics: {e}"));
+    // `name{labels} value`, or `name value` for a metric without labels.
     let prefix = format!("{name}{{");
+    let bare = format!("{name} ");
     let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
     text.lines()
-        .filter(|l| l.starts_with(&prefix) && wanted.iter().all(|w| l.contains(w.as_str())))
+        .filter(|l| {
+            (l.starts_with(&prefix) || l.starts_with(&bare))
+                && wanted.iter().all(|w| l.contains(w.as_str()))
+        })
         .map(|l| {
             let value = l.rsplit(' ').next().unwrap_or_default();
             value
