@@ -256,17 +256,28 @@ async fn an_aws_identity_gets_aws_credentials_from_the_token_endpoint() {
 async fn the_python_botocore_example_gets_a_token() {
     let setup = Setup::start().await;
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/aws_token.py");
-    let out = std::process::Command::new(moto::python())
-        .args([example, &setup.claimex.url, "aws"])
-        .env("AWS_ACCESS_KEY_ID", &setup.key.0)
-        .env("AWS_SECRET_ACCESS_KEY", &setup.key.1)
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_DEFAULT_REGION", moto::REGION)
-        .env("AWS_ENDPOINT_URL_STS", setup.moto.url())
-        .env("NO_PROXY", "127.0.0.1")
-        .output()
-        .unwrap();
+    let run = |issuer: &str| {
+        std::process::Command::new(moto::python())
+            .args([example, &setup.claimex.url, "--issuer-id", issuer])
+            .env("AWS_ACCESS_KEY_ID", &setup.key.0)
+            .env("AWS_SECRET_ACCESS_KEY", &setup.key.1)
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_DEFAULT_REGION", moto::REGION)
+            .env("AWS_ENDPOINT_URL_STS", setup.moto.url())
+            .env("NO_PROXY", "127.0.0.1")
+            .output()
+            .unwrap()
+    };
+    // A refusal: claimex's reason on stderr, exit 1 (not a Python traceback).
+    let refused = run("no-such-issuer");
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.starts_with("claimex refused (400)") && stderr.contains("unknown_issuer"),
+        "{stderr}"
+    );
+    let out = run("aws");
     assert!(
         out.status.success(),
         "examples/aws_token.py failed: {}",
