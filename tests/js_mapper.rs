@@ -2,7 +2,10 @@
 //! under the real host, against the Rust stock mapper: the same configurations refused by
 //! `validate-config` with the same messages, same decisions, same deny codes and reasons,
 //! same checks when asked to explain, same errors, same outbound claims byte for byte, on the
-//! GitHub claim set and variations of it.
+//! GitHub claim set and variations of it. One difference, on claim sets serde_json cannot read
+//! in full: the Rust mapper reads only the claims it names (the SDK's lean path), so a claim it
+//! does not read cannot fail its call, while the JavaScript mapper fails
+//! (`reads_exactly_what_serde_json_reads`).
 //!
 //! The component is built by `mappers/js/build.sh` when it is missing or older than
 //! its sources (Node.js 18+ and npm needed); the Rust mapper by cargo, as the other
@@ -410,19 +413,24 @@ async fn claim_values_are_read_and_sanitized_the_same() {
     assert_eq!(reason, "the credential's sub claim is not a string");
 }
 
-/// Both fail (`err`: 500, not a denial), for the same reason; serde_json's position ("at
-/// line 1 column 9") is not reproduced by the JavaScript mapper.
-async fn both_refuse_to_read(claims: &str, reason: &str) {
+/// A claim set serde_json cannot read in full. The JavaScript mapper reads all of it and
+/// fails (`err`: 500, not a denial) for serde_json's reason (its position, "at line 1 column
+/// 9", is not reproduced). The Rust mapper reads only the claims it names (the SDK's lean
+/// path, `Input::read`): an unreadable claim it does not name fails nothing, and it decides
+/// as it would without it.
+async fn js_refuses_rust_skips(claims: &str, reason: &str) {
     let config = json!({"allowed_owners": ["octo-org"]}).to_string();
     let m = mappers();
-    for (name, mapper) in [("js", &m.js), ("rust", &m.rust)] {
-        match run(mapper, claims, &config, false).await {
-            Outcome::Failed(message) => assert!(
-                message.starts_with(reason),
-                "{name}: {message:?} does not start with {reason:?}"
-            ),
-            other => panic!("{name}: {other:?}"),
-        }
+    match run(&m.js, claims, &config, false).await {
+        Outcome::Failed(message) => assert!(
+            message.starts_with(reason),
+            "js: {message:?} does not start with {reason:?}"
+        ),
+        other => panic!("js: {other:?}"),
+    }
+    match run(&m.rust, claims, &config, false).await {
+        Outcome::Decided(MapDecision::Allow(_), _) => {}
+        other => panic!("rust: {other:?}"),
     }
 }
 
@@ -438,24 +446,46 @@ async fn reads_exactly_what_serde_json_reads() {
     // 127 levels of nesting are read, 128 are not.
     let nested = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
     allowed(both(&claims_with("deep", Some(&nested(126))), &owner).await);
-    both_refuse_to_read(
+    js_refuses_rust_skips(
         &claims_with("deep", Some(&nested(127))),
         "mapper could not read the claims: recursion limit exceeded",
     )
     .await;
-    both_refuse_to_read(
+    js_refuses_rust_skips(
         &claims_with("unused", Some("1e400")),
         "mapper could not read the claims: number out of range",
     )
     .await;
-    both_refuse_to_read(
+    js_refuses_rust_skips(
         &claims_with("unused", Some(r#""\udc00""#)),
         "mapper could not read the claims: lone leading surrogate in hex escape",
     )
     .await;
-    both_refuse_to_read(
-        "[1]",
-        "mapper could not read the claims: invalid type: sequence, expected a map",
-    )
-    .await;
+    // A claim the Rust mapper reads, unreadable: a denial naming why (403), not a failure.
+    let config = json!({"allowed_owners": ["octo-org"]}).to_string();
+    let m = mappers();
+    for claims in [
+        claims_with("workflow", Some(r#""\udc00""#)),
+        "[1]".to_owned(),
+    ] {
+        match run(&m.js, &claims, &config, false).await {
+            Outcome::Failed(message) => {
+                assert!(
+                    message.starts_with("mapper could not read the claims"),
+                    "{message}"
+                )
+            }
+            other => panic!("js: {other:?}"),
+        }
+        match run(&m.rust, &claims, &config, false).await {
+            Outcome::Decided(MapDecision::Deny { code, reason }, _) => {
+                assert_eq!(code, "invalid_claim");
+                assert!(
+                    reason.starts_with("the credential's claims could not be read"),
+                    "{reason}"
+                );
+            }
+            other => panic!("rust: {other:?}"),
+        }
+    }
 }

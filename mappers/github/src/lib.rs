@@ -22,7 +22,7 @@
 //! }
 //! ```
 
-use claimex_mapper::{Deny, Input, Outbound, PathGlobs, allowed_by, sanitize_value};
+use claimex_mapper::{Claim, Deny, Input, Outbound, PathGlobs, allowed_by};
 use serde::Deserialize;
 
 /// The claims copied into session tags, under their own names.
@@ -123,12 +123,68 @@ fn allowed_if(
     }
 }
 
+/// The claims this mapper reads, read by the SDK's lean path ([`Input::read`]): only these,
+/// over the token's text; every other claim is skipped unread.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Claims<'a> {
+    #[serde(borrow)]
+    sub: Claim<'a>,
+    #[serde(borrow)]
+    repository_owner: Claim<'a>,
+    #[serde(borrow)]
+    repository_owner_id: Claim<'a>,
+    #[serde(borrow)]
+    repository_id: Claim<'a>,
+    #[serde(borrow)]
+    environment: Claim<'a>,
+    #[serde(borrow)]
+    actor: Claim<'a>,
+    #[serde(borrow)]
+    event_name: Claim<'a>,
+    #[serde(borrow, rename = "ref")]
+    git_ref: Claim<'a>,
+    #[serde(borrow)]
+    repository: Claim<'a>,
+    #[serde(borrow)]
+    run_attempt: Claim<'a>,
+    #[serde(borrow)]
+    run_id: Claim<'a>,
+    #[serde(borrow)]
+    run_number: Claim<'a>,
+    #[serde(borrow)]
+    sha: Claim<'a>,
+    #[serde(borrow)]
+    workflow: Claim<'a>,
+    #[serde(borrow)]
+    job_workflow_ref: Claim<'a>,
+}
+
+impl Claims<'_> {
+    /// The claims copied into tags, in [`TAGGED_CLAIMS`]' order.
+    fn tagged(&self) -> [(&'static str, &Claim<'_>); 10] {
+        [
+            ("actor", &self.actor),
+            ("event_name", &self.event_name),
+            ("ref", &self.git_ref),
+            ("repository", &self.repository),
+            ("run_attempt", &self.run_attempt),
+            ("run_id", &self.run_id),
+            ("run_number", &self.run_number),
+            ("sha", &self.sha),
+            ("workflow", &self.workflow),
+            ("job_workflow_ref", &self.job_workflow_ref),
+        ]
+    }
+}
+
 /// Decides on one GitHub Actions token.
 pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
-    let owner_id = input.text_claim("repository_owner_id");
-    let owner = input.str_claim("repository_owner");
+    let claims: Claims = input.read()?;
+    let owner_id = claims.repository_owner_id.text();
+    let owner = claims.repository_owner.as_str();
     let owner_ok = owner_id
-        .as_ref()
+        .as_deref()
         .is_some_and(|id| config.allowed_owner_ids.iter().any(|a| a == id))
         || owner.is_some_and(|o| config.allowed_owners.iter().any(|a| a == o));
     allowed_if(
@@ -153,9 +209,9 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
     )?;
 
     if !config.allowed_repository_ids.is_empty() {
-        let id = input.text_claim("repository_id");
+        let id = claims.repository_id.text();
         let ok = id
-            .as_ref()
+            .as_deref()
             .is_some_and(|id| config.allowed_repository_ids.iter().any(|a| a == id));
         allowed_if(
             input,
@@ -165,7 +221,7 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
             || {
                 format!(
                     "repository {} (repository_id {})",
-                    input.str_claim("repository").unwrap_or("<none>"),
+                    claims.repository.as_str().unwrap_or("<none>"),
                     id.as_deref().unwrap_or("<none>")
                 )
             },
@@ -174,7 +230,7 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
     }
 
     if !config.allowed_refs.is_empty() {
-        let git_ref = input.str_claim("ref").unwrap_or_default();
+        let git_ref = claims.git_ref.as_str().unwrap_or_default();
         let ok = config.allowed_refs.is_match(git_ref);
         allowed_if(
             input,
@@ -187,7 +243,7 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
     }
 
     if !config.allowed_environments.is_empty() {
-        let env = input.str_claim("environment");
+        let env = claims.environment.as_str();
         let ok = env.is_some_and(|e| config.allowed_environments.is_match(e));
         allowed_if(
             input,
@@ -204,14 +260,15 @@ pub fn map(input: &Input, config: &Config) -> Result<Outbound, Deny> {
         )?;
     }
 
-    let mut out = Outbound::new().sub(input.require_sub("sub")?);
+    let mut out = Outbound::new().sub(claims.sub.require_sub("sub")?);
     if let Some(aud) = &config.audience {
         out = out.aud(aud.as_str());
     }
     let mut present = Vec::with_capacity(TAGGED_CLAIMS.len());
-    for name in TAGGED_CLAIMS {
-        if let Some(value) = input.text_claim(name) {
-            out = out.tag(name, sanitize_value(&value));
+    for (name, claim) in claims.tagged() {
+        if let Some(value) = claim.text() {
+            // `tag` makes the value a valid tag value (sanitize_value) when it is not one.
+            out = out.tag(name, value);
             present.push(name);
         }
     }
@@ -266,6 +323,33 @@ mod tests {
 
     fn run(value: Value) -> Result<Outbound, Deny> {
         map(&input(), &config(value))
+    }
+
+    /// The lean path reads the token's text: a claim it reads given twice is denied (the
+    /// map-based reader would silently take the last one), never a failed call.
+    #[test]
+    fn a_claim_given_twice_is_denied() {
+        let text = CLAIMS.replacen(
+            "\"repository_owner\": \"octo-org\",",
+            "\"repository_owner\": \"octo-org\", \"repository_owner\": \"evil\",",
+            1,
+        );
+        assert_ne!(text, CLAIMS);
+        let request = claimex_mapper::Request {
+            issuer_id: "github".into(),
+            issuer_url: "https://token.actions.githubusercontent.com".into(),
+            claims: text,
+            config: json!({"allowed_owners": ["octo-org"]}).to_string(),
+            ..Default::default()
+        };
+        let verdict = claimex_mapper::run(request, map, validate).unwrap();
+        match verdict.decision {
+            claimex_mapper::Decision::Deny(deny) => {
+                assert_eq!(deny.code(), "invalid_claim");
+                assert!(deny.reason().contains("repository_owner"), "{deny}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

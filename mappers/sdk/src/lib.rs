@@ -45,7 +45,7 @@
 //! applies before signing, so a bad tag fails in the author's own tests first.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::fmt;
 
 pub use claimex_tags::{self as tags, TAGS_CLAIM, TagError, sanitize_value};
@@ -69,7 +69,9 @@ pub use glob::glob_match;
 pub use glob::{GlobError, MAX_PATTERN_CHARS, PathGlob, PathGlobs, wildcard_match};
 mod prefix;
 pub use prefix::{PrefixMap, longest_prefix};
+mod claim;
 mod readers;
+pub use claim::Claim;
 
 /// The contract version this SDK builds components for.
 pub const CONTRACT: &str = "claimex:mapper/mapper@0.2.0";
@@ -104,7 +106,12 @@ pub struct Check {
     pub detail: String,
 }
 
-/// What the host hands to the mapper for one exchange, read and ready.
+/// What the host hands to the mapper for one exchange.
+///
+/// The claims arrive as JSON text and are read only as far as the mapper asks: the accessors
+/// ([`Input::claim`], [`Input::require_str`], ...) read the whole object into a
+/// [`serde_json::Map`] on first use, while [`Input::read`] (the lean path) reads just the
+/// claims the mapper's own struct names, over the text, without building that map.
 #[derive(Debug)]
 pub struct Input {
     /// What kind of credential the claims come from.
@@ -113,8 +120,13 @@ pub struct Input {
     pub issuer_id: String,
     /// For OIDC, the registered issuer URL, equal to the token's verified `iss`.
     pub issuer_url: String,
-    /// The verified claims.
-    pub claims: Map<String, Value>,
+    /// The claims as the host sent them (`None`: built from a value by [`Input::new`]).
+    text: Option<String>,
+    /// The claims as one JSON object, read on first use.
+    value: OnceCell<Value>,
+    /// Why the claims could not be read, when they could not: the call fails (a host that
+    /// sends claims which are not a JSON object breaks the contract).
+    unreadable: RefCell<Option<String>>,
     explain: bool,
     checks: RefCell<Vec<Check>>,
 }
@@ -124,17 +136,112 @@ impl Input {
     /// that is not an object yields empty claims.
     pub fn new(issuer_id: &str, issuer_url: &str, claims: Value) -> Input {
         let claims = match claims {
-            Value::Object(map) => map,
-            _ => Map::new(),
+            Value::Object(map) => Value::Object(map),
+            _ => Value::Object(Map::new()),
         };
         Input {
             subject_kind: SubjectKind::Oidc,
             issuer_id: issuer_id.to_owned(),
             issuer_url: issuer_url.to_owned(),
-            claims,
+            text: None,
+            value: OnceCell::from(claims),
+            unreadable: RefCell::new(None),
             explain: false,
             checks: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The input of one call as the host makes it: the claims stay text until read.
+    fn from_request(request: Request) -> Input {
+        Input {
+            subject_kind: request.subject_kind,
+            issuer_id: request.issuer_id,
+            issuer_url: request.issuer_url,
+            text: Some(request.claims),
+            value: OnceCell::new(),
+            unreadable: RefCell::new(None),
+            explain: request.explain,
+            checks: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn unreadable(&self, why: String) {
+        self.unreadable.borrow_mut().get_or_insert(why);
+    }
+
+    /// The verified claims, one JSON object (read from the host's text on first use).
+    pub fn claims(&self) -> &Map<String, Value> {
+        let value = self.value.get_or_init(|| {
+            let text = self.text.as_deref().unwrap_or("{}");
+            match serde_json::from_str::<Map<String, Value>>(text) {
+                Ok(map) => Value::Object(map),
+                Err(e) => {
+                    self.unreadable(e.to_string());
+                    Value::Object(Map::new())
+                }
+            }
+        });
+        match value {
+            Value::Object(map) => map,
+            // Never stored: only objects are.
+            _ => {
+                static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+                EMPTY.get_or_init(Map::new)
+            }
+        }
+    }
+
+    /// The lean path: the claims read straight into the mapper's own type, which names only
+    /// the claims it needs (every other claim is skipped unread), borrowing their text where
+    /// it can. Use [`Claim`] fields: they take any JSON value, so a claim of an unexpected type
+    /// is the mapper's to judge (`missing_claim` or `invalid_claim` through
+    /// [`Claim::require_str`]), not a read error.
+    ///
+    /// ```
+    /// use claimex_mapper::{Claim, Deny, Input, Outbound, json};
+    /// use serde::Deserialize;
+    ///
+    /// #[derive(Deserialize, Default)]
+    /// #[serde(default)]
+    /// struct Claims<'a> {
+    ///     #[serde(borrow)]
+    ///     sub: Claim<'a>,
+    ///     #[serde(borrow)]
+    ///     repository_owner: Claim<'a>,
+    /// }
+    ///
+    /// fn map(input: &Input) -> Result<Outbound, Deny> {
+    ///     let claims: Claims = input.read()?;
+    ///     if claims.repository_owner.as_str() != Some("octo-org") {
+    ///         return Err(Deny::new("owner_not_allowed", "not octo-org"));
+    ///     }
+    ///     Ok(Outbound::new().sub(claims.sub.require_sub("sub")?))
+    /// }
+    /// # let input = Input::new("github", "https://x", json!({"sub": "repo:octo-org/r:ref:x", "repository_owner": "octo-org"}));
+    /// # assert!(map(&input).is_ok());
+    /// ```
+    ///
+    /// A read error is an `invalid_claim` [`Deny`] (a 403 with the reason, not a failed call):
+    /// a claim the type names given twice (RFC 7519 §4 wants claim names unique; the host
+    /// refuses only registered claims given twice), or claims that are not a JSON object.
+    pub fn read<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, Deny> {
+        let read = match &self.text {
+            // serde reads a struct from a JSON list too, by position: claims are an object.
+            Some(text) if !text.trim_start().starts_with('{') => {
+                return Err(Deny::new(
+                    codes::INVALID_CLAIM,
+                    "the credential's claims could not be read: they are not a JSON object",
+                ));
+            }
+            Some(text) => serde_json::from_str::<T>(text),
+            None => T::deserialize(self.value.get().unwrap_or_else(|| empty_object())),
+        };
+        read.map_err(|e| {
+            Deny::new(
+                codes::INVALID_CLAIM,
+                format!("the credential's claims could not be read: {e}"),
+            )
+        })
     }
 
     /// The same input with another subject kind.
@@ -191,11 +298,12 @@ impl Input {
     /// The claim at `path`: a top-level name, or a dotted path into nested objects
     /// (`"a.b.c"`). A top-level claim whose name itself contains dots wins.
     pub fn claim(&self, path: &str) -> Option<&Value> {
-        if let Some(v) = self.claims.get(path) {
+        let claims = self.claims();
+        if let Some(v) = claims.get(path) {
             return Some(v);
         }
         let mut parts = path.split('.');
-        let mut current = self.claims.get(parts.next()?)?;
+        let mut current = claims.get(parts.next()?)?;
         for part in parts {
             current = current.as_object()?.get(part)?;
         }
@@ -253,6 +361,11 @@ impl Input {
             )),
         }
     }
+}
+
+fn empty_object() -> &'static Value {
+    static EMPTY: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| Value::Object(Map::new()))
 }
 
 /// Checks an outbound `sub` against AWS STS's rule: [`MIN_SUB_CHARS`] to [`MAX_SUB_CHARS`]
@@ -446,6 +559,50 @@ impl Outbound {
         self
     }
 
+    /// The claims as the host will receive them, as JSON text: the same text as
+    /// [`Outbound::into_claims`] then `to_string` gives, written without building the map.
+    pub fn to_json(&self) -> String {
+        use serde::ser::{SerializeMap, Serializer};
+        struct Tags<'a>(&'a Outbound);
+        impl serde::Serialize for Tags<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(None)?;
+                map.serialize_entry("principal_tags", &self.0.tags)?;
+                if !self.0.transitive.is_empty() {
+                    map.serialize_entry("transitive_tag_keys", &self.0.transitive)?;
+                }
+                map.end()
+            }
+        }
+        struct Claims<'a>(&'a Outbound);
+        impl serde::Serialize for Claims<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let out = self.0;
+                let tagged = !out.tags.is_empty() || !out.transitive.is_empty();
+                let mut map = serializer.serialize_map(None)?;
+                // In the map's (sorted) order, the tags claim in its place: the same text as
+                // `into_claims` then `to_string` writes.
+                let mut pending = tagged;
+                for (name, value) in &out.claims {
+                    if pending && name.as_str() >= TAGS_CLAIM {
+                        map.serialize_entry(TAGS_CLAIM, &Tags(out))?;
+                        pending = false;
+                    }
+                    // `into_claims` lets the tags replace a claim set under their name.
+                    if !(tagged && name == TAGS_CLAIM) {
+                        map.serialize_entry(name, value)?;
+                    }
+                }
+                if pending {
+                    map.serialize_entry(TAGS_CLAIM, &Tags(out))?;
+                }
+                map.end()
+            }
+        }
+        // Strings and maps of strings always serialize.
+        serde_json::to_string(&Claims(self)).unwrap_or_default()
+    }
+
     /// The claims as the host will receive them.
     pub fn into_claims(self) -> Map<String, Value> {
         let mut claims = self.claims;
@@ -588,20 +745,15 @@ pub fn run<C: DeserializeOwned>(
     map: MapFn<C>,
     validate: ValidateFn<C>,
 ) -> Result<Verdict, String> {
-    let claims = serde_json::from_str::<Map<String, Value>>(&request.claims)
-        .map_err(|e| format!("mapper could not read the claims: {e}"))?;
     let config = load_config(&request.config, validate)
         .map_err(|e| format!("mapper configuration is invalid: {e}"))?;
-    let input = Input {
-        subject_kind: request.subject_kind,
-        issuer_id: request.issuer_id,
-        issuer_url: request.issuer_url,
-        claims,
-        explain: request.explain,
-        checks: RefCell::new(Vec::new()),
-    };
-    let decision = match map(&input, &config) {
-        Ok(out) => Decision::Allow(Value::Object(out.into_claims()).to_string()),
+    let input = Input::from_request(request);
+    let outcome = map(&input, &config);
+    if let Some(why) = input.unreadable.take() {
+        return Err(format!("mapper could not read the claims: {why}"));
+    }
+    let decision = match outcome {
+        Ok(out) => Decision::Allow(out.to_json()),
         Err(deny) if is_valid_code(deny.code()) => Decision::Deny(deny),
         Err(deny) => {
             return Err(format!(

@@ -350,3 +350,116 @@ fn configurations_read_globs_and_prefix_maps_strictly() {
     let e = load_config::<Config>(r#"{"team": {}}"#, no_validation).unwrap_err();
     assert_eq!(e, "unknown field `team`");
 }
+
+#[test]
+fn the_lean_path_reads_only_the_named_claims_as_any_value() {
+    use crate::Claim;
+    use serde::Deserialize;
+    use std::borrow::Cow;
+
+    #[derive(Deserialize, Default, Debug)]
+    #[serde(default)]
+    struct Claims<'a> {
+        #[serde(borrow)]
+        s: Claim<'a>,
+        #[serde(borrow)]
+        escaped: Claim<'a>,
+        #[serde(borrow)]
+        n: Claim<'a>,
+        #[serde(borrow)]
+        f: Claim<'a>,
+        #[serde(borrow)]
+        b: Claim<'a>,
+        #[serde(borrow)]
+        null: Claim<'a>,
+        #[serde(borrow)]
+        obj: Claim<'a>,
+        #[serde(borrow)]
+        list: Claim<'a>,
+        #[serde(borrow)]
+        absent: Claim<'a>,
+    }
+    let text = r#"{"s":"plain","escaped":"a\"b","n":65,"f":1.5,"b":true,"null":null,
+        "obj":{"x":[1,{"y":2}]},"list":[1,"2"],"other":{"deep":[[[]]]}}"#;
+    let value: Value = serde_json::from_str(text).unwrap();
+    let request = Request {
+        claims: text.into(),
+        ..Default::default()
+    };
+    // The same answers from the host's text and from a hand-built input.
+    for input in [
+        Input::from_request(request),
+        Input::new("i", "https://x", value.clone()),
+    ] {
+        let c: Claims = input.read().unwrap();
+        assert!(
+            matches!(c.s, Claim::Str(Cow::Borrowed("plain"))),
+            "{:?}",
+            c.s
+        );
+        assert_eq!(c.escaped.as_str(), Some("a\"b"));
+        assert_eq!(c.n.text().as_deref(), Some("65"));
+        assert_eq!(c.n.as_str(), None);
+        assert_eq!(c.f.text().as_deref(), Some(value["f"].to_string().as_str()));
+        assert_eq!(c.b.text().as_deref(), Some("true"));
+        assert_eq!(c.null, Claim::Null);
+        assert_eq!(c.obj, Claim::Other);
+        assert_eq!(c.list, Claim::Other);
+        assert_eq!(c.absent, Claim::Absent);
+        // The accessors and the lean path agree on text.
+        for name in ["s", "escaped", "n", "f", "b", "null", "obj", "absent"] {
+            let lean = match name {
+                "s" => c.s.text(),
+                "escaped" => c.escaped.text(),
+                "n" => c.n.text(),
+                "f" => c.f.text(),
+                "b" => c.b.text(),
+                "null" => c.null.text(),
+                "obj" => c.obj.text(),
+                _ => c.absent.text(),
+            };
+            assert_eq!(lean.map(Cow::into_owned), input.text_claim(name), "{name}");
+        }
+        assert_eq!(
+            c.absent.require_str("absent").unwrap_err().code(),
+            "missing_claim"
+        );
+        assert_eq!(
+            c.null.require_str("null").unwrap_err().code(),
+            "missing_claim"
+        );
+        assert_eq!(c.n.require_str("n").unwrap_err().code(), "invalid_claim");
+        assert_eq!(c.s.require_sub("s").unwrap_err().code(), "invalid_sub");
+    }
+    // Not an object: a deny, not a panic.
+    let request = Request {
+        claims: "[1]".into(),
+        ..Default::default()
+    };
+    let input = Input::from_request(request);
+    assert_eq!(input.read::<Claims>().unwrap_err().code(), "invalid_claim");
+}
+
+#[test]
+fn to_json_writes_what_into_claims_builds() {
+    let cases = [
+        Outbound::new(),
+        Outbound::new().sub("repo:o/r:ref:x"),
+        Outbound::new()
+            .sub("repo:o/r:ref:x")
+            .aud("sts.amazonaws.com")
+            .claim("z", json!({"nested": [1, "two"]}))
+            .tag("workflow", "Deploy \"prod\"")
+            .transitive_tag("actor", "octo\ncat"),
+        Outbound::new().make_transitive("k"),
+        // A claim set under the tags' name is replaced by the tags, as into_claims does.
+        Outbound::new()
+            .claim(TAGS_CLAIM, json!("replaced"))
+            .tag("k", "v"),
+        Outbound::new().claim(TAGS_CLAIM, json!({"kept": true})),
+    ];
+    for out in cases {
+        let text = out.to_json();
+        assert_eq!(text, Value::Object(out.clone().into_claims()).to_string());
+    }
+}
