@@ -59,11 +59,20 @@ fn addr(claimex: &InProcess) -> String {
     claimex.url.trim_start_matches("http://").to_owned()
 }
 
-/// Sends `request` on a fresh connection and reads until the server closes it, waiting at
-/// most `wait` for each read. Returns what was read and whether the server closed the
-/// connection (`false`: it was still open when the wait ran out).
-fn raw_exchange(claimex: &InProcess, request: &[u8], wait: Duration) -> (String, bool) {
-    let mut stream = TcpStream::connect(addr(claimex)).unwrap();
+/// Sends `request` on a fresh connection (a blocking socket, off the test's runtime) and
+/// reads until the server closes it, waiting at most 30 s for each read. Returns what was
+/// read and whether the server closed the connection (`false`: it was still open when the
+/// wait ran out).
+async fn raw_exchange(claimex: &InProcess, request: impl Into<String>) -> (String, bool) {
+    let (addr, request) = (addr(claimex), request.into());
+    tokio::task::spawn_blocking(move || raw_exchange_blocking(&addr, request.as_bytes()))
+        .await
+        .unwrap()
+}
+
+fn raw_exchange_blocking(addr: &str, request: &[u8]) -> (String, bool) {
+    let wait = Duration::from_secs(30);
+    let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(wait)).unwrap();
     stream.write_all(request).unwrap();
     let mut received = Vec::new();
@@ -95,13 +104,7 @@ async fn a_stalled_body_is_timed_out_and_its_connection_closed() {
     let (_issuer, claimex) = github_setup();
     let request = "POST /exchange?issuerId=github HTTP/1.1\r\nHost: claimex\r\n\
                    Content-Length: 1000\r\n\r\n{\"tok";
-    let claimex = std::sync::Arc::new(claimex);
-    let shared = claimex.clone();
-    let (answer, closed) = tokio::task::spawn_blocking(move || {
-        raw_exchange(&shared, request.as_bytes(), Duration::from_secs(30))
-    })
-    .await
-    .unwrap();
+    let (answer, closed) = raw_exchange(&claimex, request).await;
     assert!(closed, "the stalled connection is still open: {answer:?}");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request_timeout"), "{answer}");
@@ -120,13 +123,7 @@ async fn an_absurd_content_length_is_refused_before_reading() {
     let (_issuer, claimex) = github_setup();
     let request = "POST /exchange?issuerId=github HTTP/1.1\r\nHost: claimex\r\n\
                    Content-Length: 1000000000000\r\n\r\n";
-    let claimex = std::sync::Arc::new(claimex);
-    let shared = claimex.clone();
-    let (answer, closed) = tokio::task::spawn_blocking(move || {
-        raw_exchange(&shared, request.as_bytes(), Duration::from_secs(30))
-    })
-    .await
-    .unwrap();
+    let (answer, closed) = raw_exchange(&claimex, request).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(closed, "the connection is still open: {answer:?}");
     assert!(answer.contains("16384 bytes"), "{answer}");
@@ -141,7 +138,6 @@ async fn an_absurd_content_length_is_refused_before_reading() {
 #[tokio::test]
 async fn connection_close_is_honoured_after_a_413() {
     let (_issuer, claimex) = github_setup();
-    let claimex = std::sync::Arc::new(claimex);
     // With and without the request's own `Connection: close`: the 413's closes either way.
     for asked in ["Connection: close\r\n", ""] {
         let body = "x".repeat(20_000);
@@ -150,12 +146,7 @@ async fn connection_close_is_honoured_after_a_413() {
              Content-Length: {}\r\n\r\n{body}GET /healthz HTTP/1.1\r\nHost: claimex\r\n\r\n",
             body.len()
         );
-        let shared = claimex.clone();
-        let (answer, closed) = tokio::task::spawn_blocking(move || {
-            raw_exchange(&shared, request.as_bytes(), Duration::from_secs(30))
-        })
-        .await
-        .unwrap();
+        let (answer, closed) = raw_exchange(&claimex, request).await;
         assert!(closed, "the connection is still open ({asked:?})");
         assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
         assert!(answer.contains("token_too_large"), "{answer}");
@@ -180,7 +171,6 @@ async fn pipelined_refused(claimex: &InProcess) -> f64 {
 #[tokio::test]
 async fn nothing_is_served_behind_a_request_that_asked_to_close() {
     let (_issuer, claimex) = github_setup();
-    let claimex = std::sync::Arc::new(claimex);
     // Behind it: a plain request, and one that expects `100 Continue` (which is not sent).
     for next in [
         "GET /healthz HTTP/1.1\r\nHost: claimex\r\n\r\n",
@@ -189,12 +179,7 @@ async fn nothing_is_served_behind_a_request_that_asked_to_close() {
     ] {
         let request =
             format!("GET /healthz HTTP/1.1\r\nHost: claimex\r\nConnection: close\r\n\r\n{next}");
-        let shared = claimex.clone();
-        let (answer, closed) = tokio::task::spawn_blocking(move || {
-            raw_exchange(&shared, request.as_bytes(), Duration::from_secs(30))
-        })
-        .await
-        .unwrap();
+        let (answer, closed) = raw_exchange(&claimex, request).await;
         assert!(closed, "the connection is still open: {answer:?}");
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(answer.contains("\"status\""), "{answer}");
@@ -213,13 +198,7 @@ async fn expect_continue_is_still_answered() {
     let (_issuer, claimex) = github_setup();
     let request = "POST /exchange?issuerId=github HTTP/1.1\r\nHost: claimex\r\n\
                    Expect: 100-continue\r\nConnection: close\r\nContent-Length: 5\r\n\r\nxxxxx";
-    let claimex = std::sync::Arc::new(claimex);
-    let shared = claimex.clone();
-    let (answer, closed) = tokio::task::spawn_blocking(move || {
-        raw_exchange(&shared, request.as_bytes(), Duration::from_secs(30))
-    })
-    .await
-    .unwrap();
+    let (answer, closed) = raw_exchange(&claimex, request).await;
     assert!(closed, "the connection is still open: {answer:?}");
     assert!(
         answer.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 400"),
@@ -235,10 +214,9 @@ async fn pipelined_keep_alive_requests_are_all_answered() {
     let (_issuer, claimex) = github_setup();
     let request = "GET /healthz HTTP/1.1\r\nHost: claimex\r\n\r\n\
                    GET /.well-known/jwks.json HTTP/1.1\r\nHost: claimex\r\n\r\n";
-    let claimex = std::sync::Arc::new(claimex);
-    let shared = claimex.clone();
+    let target = addr(&claimex);
     let (answer, _) = tokio::task::spawn_blocking(move || {
-        let mut stream = TcpStream::connect(addr(&shared)).unwrap();
+        let mut stream = TcpStream::connect(target).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
