@@ -113,17 +113,9 @@ async fn post(
         .send()
         .await
         .unwrap_or_else(|e| panic!("POST /credentials: {e}\n{}", server.log_tail(30)));
-    let cache = response
-        .headers()
-        .get("cache-control")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    (Answer::read(response).await.unwrap(), cache, content_type)
+    let answer = Answer::read(response).await.unwrap();
+    let (cache, content_type) = (answer.cache_control.clone(), answer.content_type.clone());
+    (answer, cache, content_type)
 }
 
 fn role_query(role: &str) -> String {
@@ -294,12 +286,9 @@ async fn token_exchange(
         .send()
         .await
         .unwrap_or_else(|e| panic!("POST /token: {e}\n{}", server.log_tail(30)));
-    let cache = response
-        .headers()
-        .get("cache-control")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    (Answer::read(response).await.unwrap(), cache)
+    let answer = Answer::read(response).await.unwrap();
+    let cache = answer.cache_control.clone();
+    (answer, cache)
 }
 
 /// The `credential_process` document in a `/token` answer's `access_token`, checked.

@@ -55,12 +55,9 @@ async fn post(
         .send()
         .await
         .unwrap();
-    let cache = response
-        .headers()
-        .get("cache-control")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    (Answer::read(response).await.unwrap(), cache)
+    let answer = Answer::read(response).await.unwrap();
+    let cache = answer.cache_control.clone();
+    (answer, cache)
 }
 
 #[tokio::test]

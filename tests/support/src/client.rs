@@ -16,13 +16,17 @@ pub fn http() -> reqwest::Client {
         .unwrap_or_else(|e| panic!("cannot build the HTTP client: {e}"))
 }
 
-/// An HTTP answer: status, `Retry-After`, body as text.
+/// An HTTP answer: status, the headers tests look at, body as text.
 #[derive(Debug)]
 pub struct Answer {
     /// The status code.
     pub status: u16,
     /// `Retry-After`, when present.
     pub retry_after: Option<String>,
+    /// `Cache-Control`, when present.
+    pub cache_control: Option<String>,
+    /// `Content-Type`, when present.
+    pub content_type: Option<String>,
     /// The body as text.
     pub body: String,
 }
@@ -31,15 +35,24 @@ impl Answer {
     /// Reads a response.
     pub async fn read(response: reqwest::Response) -> Result<Answer, reqwest::Error> {
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (retry_after, cache_control, content_type) = (
+            header("retry-after"),
+            header("cache-control"),
+            header("content-type"),
+        );
         let body = response.text().await?;
         Ok(Answer {
             status,
             retry_after,
+            cache_control,
+            content_type,
             body,
         })
     }
