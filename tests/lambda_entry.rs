@@ -94,6 +94,8 @@ fn the_template_sets_only_real_keys_and_a_consistent_adapter() {
                 ("CLAIMEX_REGISTRY__SSM_PREFIX", None) => "/claimex/issuers/".into(),
                 ("CLAIMEX_REGISTRY__REFRESH_SECS", None) => "60".into(),
                 ("CLAIMEX_LOG", None) => "info".into(),
+                // `!Ref ReplayTable`: CloudFormation gives the table's name.
+                ("CLAIMEX_AWS_IAM__REPLAY_TABLE", None) => "claimex-replay-ABC123".into(),
                 (_, None) => "arn:aws:kms:eu-west-1:123456789012:key/k".into(),
             };
             (k.clone(), value)
