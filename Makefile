@@ -14,7 +14,7 @@ demo: mappers
 
 ## Run every test: unit, integration (loopback issuer, real mappers, AWS emulator), mapper crates.
 test: toolchain emulator pytools fixtures
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 
 ## Build the stock mappers as WebAssembly components (wasm32-wasip2).
 mappers: toolchain

@@ -366,7 +366,7 @@ async fn serve_writes_the_deny_code_in_the_audit_line() {
     );
 }
 
-/// The server writes its log in batches (issue 15): a clean shutdown (SIGTERM, as ECS and
+/// With `CLAIMEX_LOG_FLUSH_MS` the server writes its log in batches (issue 15): a clean shutdown (SIGTERM, as ECS and
 /// systemd stop it) still writes every audit line, and the process exits 0.
 #[tokio::test]
 async fn a_clean_shutdown_writes_every_buffered_audit_line() {

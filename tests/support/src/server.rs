@@ -600,7 +600,7 @@ impl Process {
     }
 
     /// The log once `ready` holds for it, or as it is after `timeout`. The server writes its
-    /// log in batches (at most 100 ms behind), so a line just caused may not be there yet.
+    /// log in batches when `CLAIMEX_LOG_FLUSH_MS` is set, and a line just caused may be in flight.
     pub async fn log_until(&self, timeout: Duration, ready: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + timeout;
         loop {
