@@ -71,6 +71,11 @@ async fn exchange_at(url: &str, issuer_id: Option<&str>, token: &str) -> Answer 
     if let Some(id) = issuer_id {
         pairs.push(("issuer_id", id));
     }
+    post_token(url, &pairs).await
+}
+
+/// `POST /token` with the form `pairs` to the claimex at `url`.
+async fn post_token(url: &str, pairs: &[(&str, &str)]) -> Answer {
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish();
@@ -152,23 +157,14 @@ impl Setup {
 
     /// `POST /token` with more form parameters.
     async fn exchange_with(&self, issuer_id: &str, token: &str, extra: &[(&str, &str)]) -> Answer {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs([
-                ("grant_type", GRANT),
-                ("subject_token_type", AWS4),
-                ("subject_token", token),
-                ("issuer_id", issuer_id),
-            ])
-            .extend_pairs(extra)
-            .finish();
-        let response = http()
-            .post(format!("{}/token", self.claimex.url))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        Answer::read(response).await.unwrap()
+        let mut pairs = vec![
+            ("grant_type", GRANT),
+            ("subject_token_type", AWS4),
+            ("subject_token", token),
+            ("issuer_id", issuer_id),
+        ];
+        pairs.extend_from_slice(extra);
+        post_token(&self.claimex.url, &pairs).await
     }
 
     async fn refused(&self, token: &str, error: &str, reason: &str) -> String {
