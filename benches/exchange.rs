@@ -20,7 +20,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{BenchmarkId, Criterion};
 use serde_json::{Value, json};
 
-use claimex::exchange::{ExchangeRequest, ExchangeSettings, Exchanger, IdSource as _, Ports};
+use claimex::exchange::{
+    ExchangeRequest, ExchangeSettings, Exchanged, Exchanger, IdSource as _, Ports,
+};
 use claimex::mapper::wasm::{Limits, MapperRuntime};
 use claimex::mapper::{ClaimsMapper, MapRequest, MapperLoader};
 use claimex::metrics::prometheus::PrometheusMetrics;
@@ -193,39 +195,65 @@ impl World {
     }
 }
 
-fn floor(c: &mut Criterion, world: &World) {
-    let token = mint_inbound(&world.inbound_key, &claims(1500));
-    let (input, sig) = token.rsplit_once('.').unwrap();
-    let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
-    let public = match world.inbound_key.public_jwk() {
-        // The RSA public key parsed once, as aws-lc-rs allows: the least verifying can cost.
-        claimex::signer::PublicJwk::Rsa { n, e, .. } => {
-            aws_lc_rs::signature::RsaPublicKeyComponents {
-                n: URL_SAFE_NO_PAD.decode(n).unwrap(),
-                e: URL_SAFE_NO_PAD.decode(e).unwrap(),
-            }
-            .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
-            .unwrap()
-        }
-        _ => unreachable!(),
-    };
-    let (rsa, _) = LocalKey::generate(SigningAlg::Rs256).unwrap();
-    let (ec, _) = LocalKey::generate(SigningAlg::Es256).unwrap();
-    let outbound = vec![b'x'; 1000];
-    let mut g = c.benchmark_group("floor");
-    g.bench_function("rs256_verify", |b| {
-        b.iter(|| {
-            public
-                .verify_sig(black_box(input.as_bytes()), black_box(&sig))
+/// The unavoidable cryptography of one exchange, straight on aws-lc-rs with keys parsed once.
+struct Floor {
+    /// The inbound token's signing input and its signature, decoded.
+    input: String,
+    sig: Vec<u8>,
+    /// The inbound key, parsed once, as aws-lc-rs allows: the least verifying can cost.
+    public: aws_lc_rs::signature::ParsedPublicKey,
+    rsa: LocalKey,
+    ec: LocalKey,
+    /// About the size of a minted token's signing input.
+    outbound: Vec<u8>,
+}
+
+impl Floor {
+    fn new(world: &World) -> Floor {
+        let token = mint_inbound(&world.inbound_key, &claims(1500));
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let public = match world.inbound_key.public_jwk() {
+            claimex::signer::PublicJwk::Rsa { n, e, .. } => {
+                aws_lc_rs::signature::RsaPublicKeyComponents {
+                    n: URL_SAFE_NO_PAD.decode(n).unwrap(),
+                    e: URL_SAFE_NO_PAD.decode(e).unwrap(),
+                }
+                .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
                 .unwrap()
-        })
-    });
-    g.bench_function("rs256_sign", |b| {
-        b.iter(|| rsa.sign_now(black_box(&outbound)).unwrap())
-    });
-    g.bench_function("es256_sign", |b| {
-        b.iter(|| ec.sign_now(black_box(&outbound)).unwrap())
-    });
+            }
+            _ => unreachable!(),
+        };
+        Floor {
+            input: input.to_owned(),
+            sig: URL_SAFE_NO_PAD.decode(sig).unwrap(),
+            public,
+            rsa: LocalKey::generate(SigningAlg::Rs256).unwrap().0,
+            ec: LocalKey::generate(SigningAlg::Es256).unwrap().0,
+            outbound: vec![b'x'; 1000],
+        }
+    }
+
+    fn rs256_verify(&self) {
+        self.public
+            .verify_sig(black_box(self.input.as_bytes()), black_box(&self.sig))
+            .unwrap()
+    }
+
+    fn rs256_sign(&self) -> Vec<u8> {
+        self.rsa.sign_now(black_box(&self.outbound)).unwrap()
+    }
+
+    fn es256_sign(&self) -> Vec<u8> {
+        self.ec.sign_now(black_box(&self.outbound)).unwrap()
+    }
+}
+
+fn floor(c: &mut Criterion, world: &World) {
+    let f = Floor::new(world);
+    let mut g = c.benchmark_group("floor");
+    g.bench_function("rs256_verify", |b| b.iter(|| f.rs256_verify()));
+    g.bench_function("rs256_sign", |b| b.iter(|| f.rs256_sign()));
+    g.bench_function("es256_sign", |b| b.iter(|| f.es256_sign()));
     // What a naive signer pays: jsonwebtoken parses the key on every call.
     let (_, der) = LocalKey::generate(SigningAlg::Rs256).unwrap();
     let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
@@ -339,22 +367,30 @@ fn whole(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
         let metrics = Arc::new(PrometheusMetrics::new());
         let exchanger = world.exchanger_with(rt, alg, 1, Some(metrics.clone()));
         g.bench_function(format!("{}_metrics", alg.as_str()), |b| {
-            b.to_async(rt).iter(|| async {
-                let started = Instant::now();
-                let (result, audit) = exchanger
-                    .exchange(&oidc_request(black_box(&token), Some("github")))
-                    .await;
-                metrics.exchange(&ExchangeRecord {
-                    issuer_id: audit.issuer_id.as_deref().filter(|_| audit.issuer_resolved),
-                    kind: SubjectKind::Oidc,
-                    outcome: result.as_ref().map(drop),
-                    elapsed: started.elapsed(),
-                });
-                result.unwrap()
-            })
+            b.to_async(rt)
+                .iter(|| metered_exchange(&exchanger, &metrics, black_box(&token)))
         });
     }
     g.finish();
+}
+
+/// One exchange timed and counted as the HTTP handler does when `metrics_listen` is set.
+async fn metered_exchange(
+    exchanger: &Exchanger,
+    metrics: &PrometheusMetrics,
+    token: &str,
+) -> Exchanged {
+    let started = Instant::now();
+    let (result, audit) = exchanger
+        .exchange(&oidc_request(token, Some("github")))
+        .await;
+    metrics.exchange(&ExchangeRecord {
+        issuer_id: audit.issuer_id.as_deref().filter(|_| audit.issuer_resolved),
+        kind: SubjectKind::Oidc,
+        outcome: result.as_ref().map(drop),
+        elapsed: started.elapsed(),
+    });
+    result.unwrap()
 }
 
 fn scaling(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
@@ -514,6 +550,122 @@ fn tails(world: &World, rt: &tokio::runtime::Runtime) -> String {
     out
 }
 
+/// Part 5 of issue 15, measured so that the host's drift cancels: the exchange and the parts
+/// of its floor timed in short blocks, interleaved round after round, the ratio and the glue
+/// computed within each round, then their median and quartiles over the rounds. (Criterion
+/// measures each bench for seconds, one after the other; on a shared host the speed moves by
+/// tens of percent between them.)
+fn paired(world: &World, rt: &tokio::runtime::Runtime) -> String {
+    const ROUNDS: usize = 60;
+    /// Each block runs about this long.
+    const BLOCK: Duration = Duration::from_millis(15);
+    let f = Floor::new(world);
+    let token = mint_inbound(&world.inbound_key, &claims(1500));
+    let es = world.exchanger(rt, SigningAlg::Es256, 1);
+    let rs = world.exchanger(rt, SigningAlg::Rs256, 1);
+    let issuer = es.registry().snapshot().by_id("github").unwrap();
+    let verified = {
+        let policy = VerifyPolicy::default();
+        let seen = verify::inspect(&token, &policy).unwrap();
+        let key = match world.keys.find(seen.header.kid.as_deref(), seen.header.alg) {
+            verify::KeyMatch::Found(k) => k,
+            _ => unreachable!(),
+        };
+        verify::verify(seen, issuer.subject.oidc().unwrap(), key, &policy, now()).unwrap()
+    };
+    let request = MapRequest {
+        subject_kind: issuer.kind(),
+        issuer_id: &issuer.id,
+        issuer_url: issuer.subject.url().unwrap_or_default(),
+        claims_json: &verified.claims_json,
+        config_json: &issuer.mapper_config,
+        explain: false,
+    };
+    let exchange = |exchanger: &Exchanger| {
+        let (result, _audit) =
+            rt.block_on(exchanger.exchange(&oidc_request(black_box(&token), Some("github"))));
+        result.unwrap();
+    };
+    let map = || {
+        let outcome = rt.block_on(issuer.mapper.map(black_box(&request)));
+        assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    };
+    // As `claimex serve` runs with metrics_listen set (the same wiring as `whole`).
+    let metrics = Arc::new(PrometheusMetrics::new());
+    let es_metered = world.exchanger_with(rt, SigningAlg::Es256, 1, Some(metrics.clone()));
+    let metered = || {
+        rt.block_on(metered_exchange(&es_metered, &metrics, black_box(&token)));
+    };
+    let ops: [(&str, &dyn Fn()); 7] = [
+        ("rs256_verify", &|| f.rs256_verify()),
+        ("rs256_sign", &|| drop(f.rs256_sign())),
+        ("es256_sign", &|| drop(f.es256_sign())),
+        ("mapper_call", &map),
+        ("exchange/ES256", &|| exchange(&es)),
+        ("exchange/RS256", &|| exchange(&rs)),
+        ("exchange/ES256+m", &metered),
+    ];
+    // Iterations per block, from one timed warm-up block of each.
+    let counts: Vec<usize> = ops
+        .iter()
+        .map(|(_, op)| {
+            let started = Instant::now();
+            let mut n = 0;
+            while started.elapsed() < BLOCK {
+                op();
+                n += 1;
+            }
+            n.max(1)
+        })
+        .collect();
+    let mut per_op: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); ops.len()];
+    for round in 0..ROUNDS {
+        // Alternate the order, so that no op always follows the same one.
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..ops.len()).collect()
+        } else {
+            (0..ops.len()).rev().collect()
+        };
+        for i in order {
+            let started = Instant::now();
+            for _ in 0..counts[i] {
+                (ops[i].1)();
+            }
+            per_op[i].push(started.elapsed().as_secs_f64() * 1e6 / counts[i] as f64);
+        }
+    }
+    let column = |f: &dyn Fn(usize) -> f64| -> Vec<f64> {
+        let mut v: Vec<f64> = (0..ROUNDS).map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let quartiles = |v: &[f64]| (v[v.len() / 4], v[v.len() / 2], v[v.len() * 3 / 4]);
+    let mut out = format!(
+        "paired, interleaved ({ROUNDS} rounds of ~{} ms blocks per op; median [quartiles] over rounds)\n",
+        BLOCK.as_millis()
+    );
+    for (i, (name, _)) in ops.iter().enumerate() {
+        let (lo, mid, hi) = quartiles(&column(&|r| per_op[i][r]));
+        out.push_str(&format!("  {name:<16} {mid:>8.1} µs [{lo:.1} - {hi:.1}]\n"));
+    }
+    for (alg, sign, ex) in [("ES256", 2, 4), ("RS256", 1, 5)] {
+        let base = |r: usize| per_op[0][r] + per_op[sign][r] + per_op[3][r];
+        let (lo, mid, hi) = quartiles(&column(&|r| per_op[ex][r] / base(r)));
+        out.push_str(&format!(
+            "  exchange {alg} / (floor + mapper call): {mid:.3}x [{lo:.3} - {hi:.3}] (target <= 1.10)\n"
+        ));
+        let (lo, mid, hi) = quartiles(&column(&|r| per_op[ex][r] - base(r)));
+        out.push_str(&format!(
+            "  glue {alg} = exchange - floor - mapper call: {mid:.1} µs [{lo:.1} - {hi:.1}] (target <= 8)\n"
+        ));
+    }
+    let (lo, mid, hi) = quartiles(&column(&|r| per_op[6][r] / per_op[4][r]));
+    out.push_str(&format!(
+        "  exchange ES256 with metrics / without: {mid:.3}x [{lo:.3} - {hi:.3}]\n"
+    ));
+    out
+}
+
 fn main() {
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -530,11 +682,14 @@ fn main() {
     scaling(&mut c, &world, &rt);
     c.final_summary();
     // Only as a benchmark (`cargo bench`), not when `cargo test --all-targets` runs it once.
-    let tails = if std::env::args().any(|a| a == "--bench") {
-        tails(&world, &rt)
-    } else {
-        String::new()
-    };
+    // Not under `--profile-time` either: a profile should hold only the benches it names.
+    let args: Vec<String> = std::env::args().collect();
+    let tails =
+        if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--profile-time") {
+            tails(&world, &rt) + &paired(&world, &rt)
+        } else {
+            String::new()
+        };
     summary(&tails);
     let _ = std::fs::remove_dir_all(&world.dir);
 }

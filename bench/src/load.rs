@@ -43,11 +43,23 @@ pub struct LoadSample {
     pub peer_cpu: f64,
 }
 
-const WRK_SCRIPT: &str = r#"
+/// What wrk sends: `POST /exchange` with a token, or (the HTTP floor) a `GET` of claimex's
+/// discovery document, which runs the same HTTP path with no exchange behind it.
+const WRK_POST: &str = r#"
 wrk.method = "POST"
 wrk.path = "__PATH__"
 wrk.headers["Content-Type"] = "application/jwt"
 wrk.body = "__TOKEN__"
+"#;
+const WRK_GET: &str = r#"
+wrk.method = "GET"
+wrk.path = "__PATH__"
+"#;
+/// The path of the HTTP-floor case.
+const FLOOR_PATH: &str = "/.well-known/openid-configuration";
+/// The HTTP-floor case's label in the report.
+const FLOOR_LABEL: &str = "HTTP floor (GET disc.)";
+const WRK_DONE: &str = r#"
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -57,21 +69,23 @@ done = function(summary, latency, requests)
 end
 "#;
 
+/// Runs wrk against `server`: `POST /exchange` with `token`, or with `None` a `GET` of
+/// [`FLOOR_PATH`].
 fn wrk(
     bench: &Bench,
     server: &Process,
-    token: &str,
+    token: Option<&str>,
     secs: u64,
     connections: u64,
 ) -> BTreeMap<String, f64> {
     let script = bench.dir.path().join(format!("wrk-{}.lua", bench.runs));
-    std::fs::write(
-        &script,
-        WRK_SCRIPT
+    let request = match token {
+        Some(token) => WRK_POST
             .replace("__PATH__", EXCHANGE_PATH)
             .replace("__TOKEN__", token),
-    )
-    .unwrap();
+        None => WRK_GET.replace("__PATH__", FLOOR_PATH),
+    };
+    std::fs::write(&script, request + WRK_DONE).unwrap();
     let mut command = if bench.pin {
         let mut c = Command::new("taskset");
         c.args(["-c", CLIENT_CPU, "wrk"]);
@@ -135,6 +149,20 @@ pub fn load_sample(
     connections: u64,
     peer: Option<u32>,
 ) -> LoadSample {
+    sample(bench, signer, env, secs, connections, peer, false)
+}
+
+/// [`load_sample`], or with `floor` the same server answering `GET` [`FLOOR_PATH`] under the
+/// same load: the HTTP path (actix, the handler, loopback TCP) with no exchange behind it.
+fn sample(
+    bench: &mut Bench,
+    signer: &Signer,
+    env: &[(&str, &str)],
+    secs: u64,
+    connections: u64,
+    peer: Option<u32>,
+    floor: bool,
+) -> LoadSample {
     let cache = bench.dir.path().join("cache-load");
     let mut server = bench.claimex(signer, Some(&cache), env).launch();
     ready(bench, &mut server);
@@ -154,7 +182,13 @@ pub fn load_sample(
         cpu_busy_ticks(CLIENT_CPU),
         Instant::now(),
     );
-    let result = wrk(bench, &server, &token, secs, connections);
+    let result = wrk(
+        bench,
+        &server,
+        (!floor).then_some(&*token),
+        secs,
+        connections,
+    );
     let wall = t0.elapsed().as_secs_f64() * TICKS_PER_SEC;
     let claimex_ticks = (process_ticks(pid) - ticks0) as f64;
     let peer_ticks = (peer_ticks() - peer0) as f64;
@@ -179,7 +213,7 @@ pub fn load_sample(
             .join("\n")
     );
     assert!(requests > 0, "wrk completed no request");
-    if !env.iter().any(|(k, _)| *k == "CLAIMEX_LOG") {
+    if !floor && !env.iter().any(|(k, _)| *k == "CLAIMEX_LOG") {
         // 201 exchanges before the load; claimex may finish a few after wrk stopped counting.
         let (allow, other, first) = audit_decisions(&log);
         assert!(
@@ -273,14 +307,19 @@ pub fn run(bench: &mut Bench, out: &mut Report) {
         "\nserver under load: claimex on CPU {SERVER_CPU} (workers = 1), wrk on CPU {CLIENT_CPU} \
          (-t1 -c{connections} -d{secs}s, keep-alive); median of {repeats} fresh servers (min-max), cases interleaved"
     );
-    let cases: [(&str, SigningAlg, Env); 3] = [
-        ("ES256", SigningAlg::Es256, &[]),
-        ("RS256", SigningAlg::Rs256, &[]),
+    // The last case is the HTTP floor: a `GET` of the discovery document under the same load,
+    // no exchange behind it; its CPU time per request bounds what any exchange server built on
+    // this HTTP stack can keep of the 1-thread rate.
+    let cases: [(&str, SigningAlg, Env, bool); 4] = [
+        ("ES256", SigningAlg::Es256, &[], false),
+        ("RS256", SigningAlg::Rs256, &[], false),
         (
             "ES256, no audit lines",
             SigningAlg::Es256,
             &[("CLAIMEX_LOG", "warn")],
+            false,
         ),
+        (FLOOR_LABEL, SigningAlg::Es256, &[], true),
     ];
     // Compile the mapper into the cache first, so every measured server starts alike.
     let cache = bench.dir.path().join("cache-load");
@@ -292,11 +331,12 @@ pub fn run(bench: &mut Bench, out: &mut Report) {
     // Rounds of one run per case, so that a noisy spell does not land on one case alone.
     let mut results: Vec<(&str, SigningAlg, Vec<LoadSample>)> = cases
         .iter()
-        .map(|(label, alg, _)| (*label, *alg, Vec::new()))
+        .map(|(label, alg, _, _)| (*label, *alg, Vec::new()))
         .collect();
     for _ in 0..repeats {
-        for (i, (_, alg, env)) in cases.iter().enumerate() {
-            let sample = load_sample(bench, &Signer::Local(*alg), env, secs, connections, None);
+        for (i, (_, alg, env, floor)) in cases.iter().enumerate() {
+            let signer = Signer::Local(*alg);
+            let sample = sample(bench, &signer, env, secs, connections, None, *floor);
             results[i].2.push(sample);
         }
     }
@@ -324,6 +364,7 @@ pub fn run(bench: &mut Bench, out: &mut Report) {
         let (lo, hi) = spread(&rates);
         let cpu_us = median(&col(samples, |s| s.cpu_us_per_exchange));
         let (ratio, cpu_ratio) = match criterion_median_us(*alg) {
+            _ if *label == FLOOR_LABEL => ("-".into(), "-".into()),
             Some((us, _)) => (
                 format!("{:.0}%", 100.0 * rate / (1e6 / us)),
                 format!("{:.0}%", 100.0 * us / cpu_us),
@@ -401,6 +442,24 @@ pub fn run(bench: &mut Bench, out: &mut Report) {
                 alg.as_str(),
                 age.as_secs() / 60
             );
+        }
+    }
+    // The ceiling the floor sets: with `f` µs of CPU per request outside the exchange, a server
+    // keeps at most t / (t + f) of the 1-thread rate of an exchange taking t µs.
+    let floor_us = results
+        .iter()
+        .find(|(label, _, _)| *label == FLOOR_LABEL)
+        .map(|(_, _, samples)| median(&col(samples, |s| s.cpu_us_per_exchange)));
+    if let Some(floor_us) = floor_us {
+        for alg in [SigningAlg::Es256, SigningAlg::Rs256] {
+            if let Some((us, _)) = criterion_median_us(alg) {
+                let _ = writeln!(
+                    out,
+                    "  HTTP floor {floor_us:.1} CPU µs/request: a server of exchange/{} ({us:.1} µs) keeps at most {:.0}% of the 1-thread rate (t / (t + floor))",
+                    alg.as_str(),
+                    100.0 * us / (us + floor_us)
+                );
+            }
         }
     }
     if missing_criterion {
