@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use claimex_tags::{TAGS_CLAIM, TagSummary};
+use claimex_tags::{TAGS_CLAIM, TagError, TagSummary};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -341,6 +341,136 @@ fn strict_value(raw: &RawValue) -> Result<Value, ExchangeError> {
         .map_err(|e| invalid(format!("the mapper's session tags are invalid: {e}")))
 }
 
+/// Checks the tags claim over its text, without building a [`Value`], when it has the one
+/// shape AWS accepts: `principal_tags` an object of `KEY: [VALUE]` and `transitive_tag_keys`
+/// absent or a list of strings, no name given twice. `None` for anything else, which
+/// [`strict_value`] and [`claimex_tags::check_claim`] then read for their exact error; on this
+/// shape both give the same answer (`tags_are_read_alike_with_and_without_a_value`).
+fn read_tags(raw: &RawValue) -> Option<Result<TagSummary, TagError>> {
+    let TagsText {
+        mut principal,
+        transitive,
+    } = serde_json::from_str(raw.get()).ok()?;
+    // In key order, as the claim's map holds them; a key given twice is the strict reader's.
+    principal.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if principal.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
+    let pairs: Vec<(&str, &str)> = principal.iter().map(|(k, v)| (&**k, &**v)).collect();
+    let transitive: Vec<&str> = transitive.iter().map(|k| &**k).collect();
+    Some(claimex_tags::check_pairs(&pairs, &transitive))
+}
+
+/// The tags claim in its accepted shape, borrowed from the mapper's output where unescaped.
+struct TagsText<'a> {
+    principal: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    transitive: Vec<Cow<'a, str>>,
+}
+
+/// A JSON string, borrowed when it has no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        MemberName::deserialize(d).map(|MemberName(text)| Text(text))
+    }
+}
+
+/// `[VALUE]`: an array of exactly one string.
+struct OneText<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for OneText<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OneText<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of one string")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneText<'de>, A::Error> {
+                use serde::de::Error as _;
+                let Some(Text(value)) = seq.next_element()? else {
+                    return Err(A::Error::custom("empty"));
+                };
+                if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(A::Error::custom("more than one"));
+                }
+                Ok(OneText(value))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TagsText<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TagsText<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a tags claim")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TagsText<'de>, A::Error> {
+                use serde::de::Error as _;
+                let (mut principal, mut transitive) = (None, None);
+                while let Some(MemberName(name)) = map.next_key()? {
+                    match name.as_ref() {
+                        "principal_tags" if principal.is_none() => {
+                            principal = Some(map.next_value::<Pairs>()?.0)
+                        }
+                        "transitive_tag_keys" if transitive.is_none() => {
+                            transitive = Some(map.next_value::<Vec<Text>>()?)
+                        }
+                        _ => return Err(A::Error::custom("another shape")),
+                    }
+                }
+                Ok(TagsText {
+                    principal: principal.ok_or_else(|| A::Error::custom("no principal_tags"))?,
+                    transitive: transitive
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|Text(t)| t)
+                        .collect(),
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `principal_tags` as `(key, value)` pairs, in the order written.
+struct Pairs<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
+
+impl<'de> serde::Deserialize<'de> for Pairs<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Pairs<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of KEY: [VALUE]")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Pairs<'de>, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(MemberName(key)) = map.next_key()? {
+                    let OneText(value) = map.next_value()?;
+                    pairs.push((key, value));
+                }
+                Ok(Pairs(pairs))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// Checks a mapper's `allow` output for the entry whose output policy is `issuer`. The output is parsed once, without
 /// building it: only `sub`, `aud` and the tags claim are read into values.
 pub fn check_output(json: &str, issuer: &OutputPolicy) -> Result<CheckedClaims, ExchangeError> {
@@ -406,11 +536,15 @@ pub fn check_output(json: &str, issuer: &OutputPolicy) -> Result<CheckedClaims, 
             issuer.audiences.join(", ")
         )));
     }
-    let tags = match members.tags.map(strict_value).transpose()? {
+    let tags = match members.tags {
         None => None,
-        Some(tags) => Some(
-            claimex_tags::check_claim(&tags)
-                .map_err(|e| invalid(format!("the mapper's session tags are invalid: {e}")))?,
+        Some(raw) => Some(
+            match read_tags(raw) {
+                Some(checked) => checked,
+                // Not the one accepted shape: the strict reader says exactly why.
+                None => claimex_tags::check_claim(&strict_value(raw)?),
+            }
+            .map_err(|e| invalid(format!("the mapper's session tags are invalid: {e}")))?,
         ),
     };
     // Valid JSON starting with '{' ends with '}': the members are what lies between.
@@ -422,4 +556,110 @@ pub fn check_output(json: &str, issuer: &OutputPolicy) -> Result<CheckedClaims, 
         aud,
         tags,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The strict reader's answer: what `check_output` gave before `read_tags` existed.
+    fn strict(text: &str) -> Option<Result<TagSummary, TagError>> {
+        let raw: Box<RawValue> = serde_json::from_str(text).ok()?;
+        let value = strict_value(&raw).ok()?;
+        Some(claimex_tags::check_claim(&value))
+    }
+
+    fn fast(text: &str) -> Option<Result<TagSummary, TagError>> {
+        let raw: Box<RawValue> = serde_json::from_str(text).ok()?;
+        read_tags(&raw)
+    }
+
+    #[test]
+    fn tags_are_read_alike_with_and_without_a_value() {
+        for (text, fast_path) in [
+            (
+                r#"{"principal_tags": {"r": ["a/b"], "Actor": ["x"]}}"#,
+                true,
+            ),
+            (
+                r#"{"principal_tags": {"r": ["a"]}, "transitive_tag_keys": ["r"]}"#,
+                true,
+            ),
+            (r#"{"transitive_tag_keys": [], "principal_tags": {}}"#, true),
+            (r#"{"principal_tags": {"\u0072": ["\u0061"]}}"#, true),
+            (r#"{"principal_tags": {"r": ["aws:x"]}}"#, true),
+            (r#"{"principal_tags": {"R": ["a"], "r": ["b"]}}"#, true),
+            (
+                r#"{"principal_tags": {"r": ["a"]}, "transitive_tag_keys": ["s"]}"#,
+                true,
+            ),
+            (
+                r#"{"principal_tags": {"r": ["a"]}, "transitive_tag_keys": ["r", "r"]}"#,
+                true,
+            ),
+            (r#"{"principal_tags": {"r": ["a"], "r": ["b"]}}"#, false),
+            (
+                r#"{"principal_tags": {"r": ["a"]}, "principal_tags": {}}"#,
+                false,
+            ),
+            (r#"{"principal_tags": {"r": ["a", "b"]}}"#, false),
+            (r#"{"principal_tags": {"r": []}}"#, false),
+            (r#"{"principal_tags": {"r": "a"}}"#, false),
+            (r#"{"principal_tags": {"r": ["a"]}, "x": 1}"#, false),
+            (r#"{"transitive_tag_keys": ["r"]}"#, false),
+            (
+                r#"{"principal_tags": {"r": ["a"]}, "transitive_tag_keys": [1]}"#,
+                false,
+            ),
+            (r#"[]"#, false),
+        ] {
+            let answer = fast(text);
+            assert_eq!(answer.is_some(), fast_path, "{text}");
+            if answer.is_some() {
+                assert_eq!(answer, strict(text), "{text}");
+            }
+        }
+    }
+
+    /// A tags claim as text, from parts that make every rule and shape likely.
+    fn claim_text() -> impl Strategy<Value = String> {
+        let word = prop::sample::select(vec![
+            "r", "R", "ref", "Ref", "aws:k", "a b", "x!", "\\u0072", "", "é",
+        ]);
+        // Mostly the accepted shape, so that many claims reach the end of both readers.
+        let value = prop_oneof![
+            20 => word.clone().prop_map(|w| format!("[\"{w}\"]")),
+            1 => Just("[]".to_owned()),
+            1 => Just("[\"a\", \"b\"]".to_owned()),
+            1 => Just("\"a\"".to_owned()),
+            1 => Just("[1]".to_owned()),
+            1 => Just("[{\"a\": 1, \"a\": 2}]".to_owned()),
+        ];
+        let principal = prop::collection::vec((word.clone(), value), 0..6).prop_map(|pairs| {
+            let members: Vec<String> = pairs.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+            format!("{{{}}}", members.join(", "))
+        });
+        let transitive = prop::collection::vec(word, 0..4).prop_map(|keys| {
+            let items: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+            format!("[{}]", items.join(", "))
+        });
+        let member = prop_oneof![
+            6 => principal.prop_map(|p| format!("\"principal_tags\": {p}")),
+            3 => transitive.prop_map(|t| format!("\"transitive_tag_keys\": {t}")),
+            1 => Just("\"other\": 1".to_owned()),
+        ];
+        prop::collection::vec(member, 0..3).prop_map(|m| format!("{{{}}}", m.join(", ")))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Wherever the reader without a value answers, it answers as the strict reader.
+        #[test]
+        fn the_fast_tags_reader_agrees_with_the_strict_one(text in claim_text()) {
+            if let Some(answer) = fast(&text) {
+                prop_assert_eq!(Some(answer), strict(&text), "{}", text);
+            }
+        }
+    }
 }

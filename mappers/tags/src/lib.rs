@@ -246,7 +246,7 @@ pub fn check_claim(claim: &Value) -> Result<TagSummary, TagError> {
     let keys = check_principal_tags(tags)?;
     let transitive = match object.get("transitive_tag_keys") {
         None => Vec::new(),
-        Some(Value::Array(list)) => check_transitive(list, &keys)?,
+        Some(Value::Array(list)) => check_transitive(list.iter().map(Value::as_str), &keys)?,
         Some(_) => return Err(TagError::TransitiveShape),
     };
     Ok(TagSummary { keys, transitive })
@@ -256,7 +256,7 @@ fn check_principal_tags(tags: &Map<String, Value>) -> Result<Vec<String>, TagErr
     if tags.len() > MAX_TAGS {
         return Err(TagError::TooManyTags(tags.len()));
     }
-    let mut folded: Vec<(String, &String)> = Vec::with_capacity(tags.len());
+    let mut folded = Folded::with_capacity(tags.len());
     for (key, value) in tags {
         check_key(key)?;
         let value = match value.as_array().map(Vec::as_slice) {
@@ -264,26 +264,67 @@ fn check_principal_tags(tags: &Map<String, Value>) -> Result<Vec<String>, TagErr
             _ => return Err(TagError::ValueShape(key.clone())),
         };
         check_value(key, value)?;
-        let lower = key.to_lowercase();
-        if let Some((_, first)) = folded.iter().find(|(l, _)| *l == lower) {
-            return Err(TagError::KeyCollision {
-                first: (*first).clone(),
-                second: key.clone(),
-            });
-        }
-        folded.push((lower, key));
+        folded.insert(key)?;
     }
     Ok(tags.keys().cloned().collect())
 }
 
-fn check_transitive(list: &[Value], keys: &[String]) -> Result<Vec<String>, TagError> {
+/// The same rules as [`check_claim`], over a claim its reader has already found in its one
+/// accepted shape (`principal_tags` an object of `KEY: [VALUE]`, `transitive_tag_keys` absent or
+/// an array of strings), so that no [`Value`] is built: `principal` are the tags as
+/// `(key, value)` pairs in the order [`check_claim`] reads them (keys sorted, each once),
+/// `transitive` the transitive keys as listed.
+pub fn check_pairs(
+    principal: &[(&str, &str)],
+    transitive: &[&str],
+) -> Result<TagSummary, TagError> {
+    if principal.len() > MAX_TAGS {
+        return Err(TagError::TooManyTags(principal.len()));
+    }
+    let mut folded = Folded::with_capacity(principal.len());
+    for (key, value) in principal {
+        check_key(key)?;
+        check_value(key, value)?;
+        folded.insert(key)?;
+    }
+    let keys: Vec<String> = principal.iter().map(|(k, _)| (*k).to_owned()).collect();
+    let transitive = check_transitive(transitive.iter().map(|k| Some(*k)), &keys)?;
+    Ok(TagSummary { keys, transitive })
+}
+
+/// The keys seen so far, case-folded: AWS tag keys are case-insensitive.
+struct Folded<'a>(Vec<(String, &'a str)>);
+
+impl<'a> Folded<'a> {
+    fn with_capacity(n: usize) -> Folded<'a> {
+        Folded(Vec::with_capacity(n))
+    }
+
+    fn insert(&mut self, key: &'a str) -> Result<(), TagError> {
+        let lower = key.to_lowercase();
+        if let Some((_, first)) = self.0.iter().find(|(l, _)| *l == lower) {
+            return Err(TagError::KeyCollision {
+                first: (*first).to_owned(),
+                second: key.to_owned(),
+            });
+        }
+        self.0.push((lower, key));
+        Ok(())
+    }
+}
+
+/// Checks the transitive keys (`None`: an item that is not a string) against the tag keys.
+fn check_transitive<'a>(
+    list: impl ExactSizeIterator<Item = Option<&'a str>>,
+    keys: &[String],
+) -> Result<Vec<String>, TagError> {
     if list.len() > MAX_TAGS {
         return Err(TagError::TooManyTransitive(list.len()));
     }
     let mut seen = BTreeSet::new();
     let mut out = Vec::with_capacity(list.len());
     for item in list {
-        let key = item.as_str().ok_or(TagError::TransitiveShape)?;
+        let key = item.ok_or(TagError::TransitiveShape)?;
         if !keys.iter().any(|k| k == key) {
             return Err(TagError::TransitiveUnknown(key.to_owned()));
         }
