@@ -19,7 +19,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use unicode_general_category::{GeneralCategory, get_general_category};
 
 /// The claim under which AWS reads session tags.
@@ -243,7 +243,13 @@ pub fn check_claim(claim: &Value) -> Result<TagSummary, TagError> {
         Some(Value::Object(tags)) => tags,
         _ => return Err(TagError::PrincipalTagsNotAnObject),
     };
-    let keys = check_principal_tags(tags)?;
+    let keys = check_principal_tags(tags.iter().map(|(key, value)| {
+        let value = match value.as_array().map(Vec::as_slice) {
+            Some([Value::String(v)]) => Some(v.as_str()),
+            _ => None,
+        };
+        (key.as_str(), value)
+    }))?;
     let transitive = match object.get("transitive_tag_keys") {
         None => Vec::new(),
         Some(Value::Array(list)) => check_transitive(list.iter().map(Value::as_str), &keys)?,
@@ -252,21 +258,30 @@ pub fn check_claim(claim: &Value) -> Result<TagSummary, TagError> {
     Ok(TagSummary { keys, transitive })
 }
 
-fn check_principal_tags(tags: &Map<String, Value>) -> Result<Vec<String>, TagError> {
+/// Checks principal tags given as `(key, value)` in the claim's key order, `None` for a value
+/// that is not an array of exactly one string; their keys, in that order.
+fn check_principal_tags<'a>(
+    tags: impl ExactSizeIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<Vec<String>, TagError> {
     if tags.len() > MAX_TAGS {
         return Err(TagError::TooManyTags(tags.len()));
     }
-    let mut folded = Folded::with_capacity(tags.len());
+    // Keys are case-insensitive: each key's lower case, with the key it came from.
+    let mut folded: Vec<(String, &str)> = Vec::with_capacity(tags.len());
     for (key, value) in tags {
         check_key(key)?;
-        let value = match value.as_array().map(Vec::as_slice) {
-            Some([Value::String(v)]) => v,
-            _ => return Err(TagError::ValueShape(key.clone())),
-        };
+        let value = value.ok_or_else(|| TagError::ValueShape(key.to_owned()))?;
         check_value(key, value)?;
-        folded.insert(key)?;
+        let lower = key.to_lowercase();
+        if let Some((_, first)) = folded.iter().find(|(l, _)| *l == lower) {
+            return Err(TagError::KeyCollision {
+                first: (*first).to_owned(),
+                second: key.to_owned(),
+            });
+        }
+        folded.push((lower, key));
     }
-    Ok(tags.keys().cloned().collect())
+    Ok(folded.into_iter().map(|(_, key)| key.to_owned()).collect())
 }
 
 /// The same rules as [`check_claim`], over a claim its reader has already found in its one
@@ -278,39 +293,9 @@ pub fn check_pairs(
     principal: &[(&str, &str)],
     transitive: &[&str],
 ) -> Result<TagSummary, TagError> {
-    if principal.len() > MAX_TAGS {
-        return Err(TagError::TooManyTags(principal.len()));
-    }
-    let mut folded = Folded::with_capacity(principal.len());
-    for (key, value) in principal {
-        check_key(key)?;
-        check_value(key, value)?;
-        folded.insert(key)?;
-    }
-    let keys: Vec<String> = principal.iter().map(|(k, _)| (*k).to_owned()).collect();
+    let keys = check_principal_tags(principal.iter().map(|(k, v)| (*k, Some(*v))))?;
     let transitive = check_transitive(transitive.iter().map(|k| Some(*k)), &keys)?;
     Ok(TagSummary { keys, transitive })
-}
-
-/// The keys seen so far, case-folded: AWS tag keys are case-insensitive.
-struct Folded<'a>(Vec<(String, &'a str)>);
-
-impl<'a> Folded<'a> {
-    fn with_capacity(n: usize) -> Folded<'a> {
-        Folded(Vec::with_capacity(n))
-    }
-
-    fn insert(&mut self, key: &'a str) -> Result<(), TagError> {
-        let lower = key.to_lowercase();
-        if let Some((_, first)) = self.0.iter().find(|(l, _)| *l == lower) {
-            return Err(TagError::KeyCollision {
-                first: (*first).to_owned(),
-                second: key.to_owned(),
-            });
-        }
-        self.0.push((lower, key));
-        Ok(())
-    }
 }
 
 /// Checks the transitive keys (`None`: an item that is not a string) against the tag keys.
@@ -339,7 +324,7 @@ fn check_transitive<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Map, json};
 
     fn tags(principal: Value) -> Value {
         json!({ "principal_tags": principal })
