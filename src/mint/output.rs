@@ -100,31 +100,8 @@ impl CheckedClaims {
 /// The checked members of a mapper's object, without its `aud`: names re-encoded, values as
 /// written.
 fn members_without_aud(members: &str) -> Result<String, ExchangeError> {
-    struct All<'a>(Vec<(MemberName<'a>, &'a RawValue)>);
-    impl<'de> serde::Deserialize<'de> for All<'de> {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> serde::de::Visitor<'de> for V {
-                type Value = All<'de>;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a JSON object of claims")
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut map: A,
-                ) -> Result<All<'de>, A::Error> {
-                    let mut all = Vec::new();
-                    while let Some(name) = map.next_key::<MemberName<'de>>()? {
-                        all.push((name, map.next_value::<&'de RawValue>()?));
-                    }
-                    Ok(All(all))
-                }
-            }
-            d.deserialize_map(V)
-        }
-    }
     let object = format!("{{{members}}}");
-    let All(all) = serde_json::from_str(&object).map_err(|_| {
+    let Members::<&RawValue>(all) = serde_json::from_str(&object).map_err(|_| {
         ExchangeError::new(
             Refusal::Internal,
             "the checked claims could not be read again",
@@ -422,7 +399,13 @@ impl<'de> serde::Deserialize<'de> for TagsText<'de> {
                 while let Some(MemberName(name)) = map.next_key()? {
                     match name.as_ref() {
                         "principal_tags" if principal.is_none() => {
-                            principal = Some(map.next_value::<Pairs>()?.0)
+                            let Members(pairs) = map.next_value::<Members<OneText>>()?;
+                            principal = Some(
+                                pairs
+                                    .into_iter()
+                                    .map(|(MemberName(key), OneText(value))| (key, value))
+                                    .collect(),
+                            )
                         }
                         "transitive_tag_keys" if transitive.is_none() => {
                             transitive = Some(map.next_value::<Vec<Text>>()?)
@@ -444,30 +427,29 @@ impl<'de> serde::Deserialize<'de> for TagsText<'de> {
     }
 }
 
-/// `principal_tags` as `(key, value)` pairs, in the order written.
-struct Pairs<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
+/// A JSON object's members in the order written: names unescaped, values read as `V`.
+struct Members<'a, V>(Vec<(MemberName<'a>, V)>);
 
-impl<'de> serde::Deserialize<'de> for Pairs<'de> {
+impl<'de, V: serde::Deserialize<'de>> serde::Deserialize<'de> for Members<'de, V> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Pairs<'de>;
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = Members<'de, V>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object of KEY: [VALUE]")
+                f.write_str("a JSON object")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<Pairs<'de>, A::Error> {
-                let mut pairs = Vec::new();
-                while let Some(MemberName(key)) = map.next_key()? {
-                    let OneText(value) = map.next_value()?;
-                    pairs.push((key, value));
+            ) -> Result<Members<'de, V>, A::Error> {
+                let mut all = Vec::new();
+                while let Some(name) = map.next_key::<MemberName<'de>>()? {
+                    all.push((name, map.next_value::<V>()?));
                 }
-                Ok(Pairs(pairs))
+                Ok(Members(all))
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(Visit(std::marker::PhantomData))
     }
 }
 
