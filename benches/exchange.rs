@@ -24,7 +24,7 @@ use claimex::exchange::{
     ExchangeRequest, ExchangeSettings, Exchanged, Exchanger, IdSource as _, Ports,
 };
 use claimex::mapper::wasm::{Limits, MapperRuntime};
-use claimex::mapper::{ClaimsMapper, MapRequest, MapperLoader};
+use claimex::mapper::{ClaimsMapper, MapperLoader};
 use claimex::metrics::prometheus::PrometheusMetrics;
 use claimex::metrics::timed::{TimedKeyStore, TimedLoader, TimedVerifier};
 use claimex::metrics::{ExchangeRecord, NoRecorder, Recorder};
@@ -102,6 +102,19 @@ struct World {
 }
 
 impl World {
+    /// `token` inspected, and the key of the world's issuer it names.
+    fn inspect<'t>(
+        &self,
+        token: &'t str,
+        policy: &VerifyPolicy,
+    ) -> (verify::Unverified<'t>, &verify::VerifyingKey) {
+        let seen = verify::inspect(token, policy).unwrap();
+        match self.keys.find(seen.header.kid.as_deref(), seen.header.alg) {
+            verify::KeyMatch::Found(key) => (seen, key),
+            _ => unreachable!(),
+        }
+    }
+
     fn new() -> World {
         let (inbound_key, _) = LocalKey::generate(SigningAlg::Rs256).unwrap();
         let jwks = json!({"keys": [inbound_key.public_jwk()]}).to_string();
@@ -271,21 +284,10 @@ fn stages(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
     let issuer = exchanger.registry().snapshot().by_id("github").unwrap();
     let token = mint_inbound(&world.inbound_key, &claims(1500));
     let policy = VerifyPolicy::default();
-    let seen = verify::inspect(&token, &policy).unwrap();
-    let key = match world.keys.find(seen.header.kid.as_deref(), seen.header.alg) {
-        verify::KeyMatch::Found(k) => k,
-        _ => unreachable!(),
-    };
+    let (seen, key) = world.inspect(&token, &policy);
     let oidc = issuer.subject.oidc().unwrap();
     let verified = verify::verify(seen.clone(), oidc, key, &policy, now()).unwrap();
-    let request = MapRequest {
-        subject_kind: issuer.kind(),
-        issuer_id: &issuer.id,
-        issuer_url: &oidc.url,
-        claims_json: &verified.claims_json,
-        config_json: &issuer.mapper_config,
-        explain: false,
-    };
+    let request = issuer.map_request(&verified.claims_json);
     let output = match rt.block_on(issuer.mapper.map(&request)).result.unwrap() {
         claimex::mapper::MapDecision::Allow(json) => json,
         other => panic!("{other:?}"),
@@ -566,21 +568,10 @@ fn paired(world: &World, rt: &tokio::runtime::Runtime) -> String {
     let issuer = es.registry().snapshot().by_id("github").unwrap();
     let verified = {
         let policy = VerifyPolicy::default();
-        let seen = verify::inspect(&token, &policy).unwrap();
-        let key = match world.keys.find(seen.header.kid.as_deref(), seen.header.alg) {
-            verify::KeyMatch::Found(k) => k,
-            _ => unreachable!(),
-        };
+        let (seen, key) = world.inspect(&token, &policy);
         verify::verify(seen, issuer.subject.oidc().unwrap(), key, &policy, now()).unwrap()
     };
-    let request = MapRequest {
-        subject_kind: issuer.kind(),
-        issuer_id: &issuer.id,
-        issuer_url: issuer.subject.url().unwrap_or_default(),
-        claims_json: &verified.claims_json,
-        config_json: &issuer.mapper_config,
-        explain: false,
-    };
+    let request = issuer.map_request(&verified.claims_json);
     let exchange = |exchanger: &Exchanger| {
         let (result, _audit) =
             rt.block_on(exchanger.exchange(&oidc_request(black_box(&token), Some("github"))));

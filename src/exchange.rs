@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::audit::Audit;
 use crate::error::{ExchangeError, ReasonCode, Refusal, shown};
 use crate::mapper::shadow::{Decided, ShadowJob, ShadowSink};
-use crate::mapper::{MapDecision, MapRequest, MapperError};
+use crate::mapper::{MapDecision, MapperError};
 use crate::mint::{self, CheckedClaims, OutputPolicy, Stamp, TokenSettings};
 use crate::registry::{Issuer, Lookup, Registry};
 use crate::signer::{KeyStore, SignError};
@@ -203,14 +203,7 @@ impl Exchanger {
 
         let outcome = issuer
             .mapper
-            .map(&MapRequest {
-                subject_kind: issuer.kind(),
-                issuer_id: &issuer.id,
-                issuer_url: issuer.subject.url().unwrap_or_default(),
-                claims_json: &verified.claims_json,
-                config_json: &issuer.mapper_config,
-                explain: false,
-            })
+            .map(&issuer.map_request(&verified.claims_json))
             .await;
         if !outcome.stderr.is_empty() {
             audit.mapper_stderr = Some(outcome.stderr);

@@ -11,7 +11,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::mapper::{ClaimsMapper, ConfigError, LoadError, MapOutcome, MapperError, MapperLoader};
+use crate::mapper::{
+    ClaimsMapper, ConfigError, LoadError, MapOutcome, MapRequest, MapperError, MapperLoader,
+};
 use crate::registry::{IssuerRules, IssuerSource, IssuerSpec, RawEntry, SourceError};
 use crate::signer::{PublicJwk, SigningAlg, SigningKey};
 use crate::subject::jwt::{IssuerKeys, JwtVerifier, KeySet, KeysError, OidcPolicy, VerifyPolicy};

@@ -22,7 +22,7 @@ use serde::Deserialize;
 pub use spec::{EntryError, IssuerRules, IssuerSpec, valid_issuer_id, valid_sha256_hex};
 
 use crate::credentials::CredentialsPolicy;
-use crate::mapper::{ClaimsMapper, MapperLoader};
+use crate::mapper::{ClaimsMapper, MapRequest, MapperLoader};
 use crate::mint::OutputPolicy;
 use crate::settings::{SettingError, range};
 use crate::subject::{SubjectKind, SubjectPolicy};
@@ -108,6 +108,18 @@ impl Issuer {
     /// The subject kind this entry accepts.
     pub fn kind(&self) -> SubjectKind {
         self.subject.kind()
+    }
+
+    /// What the exchange asks this entry's live mapper about the verified `claims_json`.
+    pub fn map_request<'a>(&'a self, claims_json: &'a str) -> MapRequest<'a> {
+        MapRequest {
+            subject_kind: self.kind(),
+            issuer_id: &self.id,
+            issuer_url: self.subject.url().unwrap_or_default(),
+            claims_json,
+            config_json: &self.mapper_config,
+            explain: false,
+        }
     }
 }
 
