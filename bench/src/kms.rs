@@ -57,7 +57,7 @@ pub fn run(bench: &mut Bench, out: &mut Report) {
             arn,
             endpoint: moto.url(),
         };
-        let s = load_sample(bench, &signer, &[], secs, connections, moto_pid);
+        let s = load_sample(bench, &signer, &[], secs, connections, moto_pid, false);
         row(out, label, &s);
     }
     // The envelope signer and the local one, in the same run and conditions.
@@ -98,7 +98,7 @@ pub fn run(bench: &mut Bench, out: &mut Report) {
             ),
             (format!("{} local", alg.as_str()), Signer::Local(alg)),
         ] {
-            let s = load_sample(bench, &signer, &[], secs, connections, moto_pid);
+            let s = load_sample(bench, &signer, &[], secs, connections, moto_pid, false);
             row(out, &label, &s);
         }
     }

@@ -138,21 +138,10 @@ fn wrk(
 }
 
 /// One fresh server with `signer` under load; `peer` is a process whose CPU time is
-/// reported too (the KMS emulator).
+/// reported too (the KMS emulator). With `floor`, the same server answers `GET`
+/// [`FLOOR_PATH`] under the same load instead of exchanges: the HTTP path (actix, the handler,
+/// loopback TCP) with no exchange behind it.
 pub fn load_sample(
-    bench: &mut Bench,
-    signer: &Signer,
-    env: &[(&str, &str)],
-    secs: u64,
-    connections: u64,
-    peer: Option<u32>,
-) -> LoadSample {
-    sample(bench, signer, env, secs, connections, peer, false)
-}
-
-/// [`load_sample`], or with `floor` the same server answering `GET` [`FLOOR_PATH`] under the
-/// same load: the HTTP path (actix, the handler, loopback TCP) with no exchange behind it.
-fn sample(
     bench: &mut Bench,
     signer: &Signer,
     env: &[(&str, &str)],
@@ -334,7 +323,7 @@ pub fn run(bench: &mut Bench, out: &mut Report) {
     for _ in 0..repeats {
         for (i, (_, alg, env, floor)) in cases.iter().enumerate() {
             let signer = Signer::Local(*alg);
-            let sample = sample(bench, &signer, env, secs, connections, None, *floor);
+            let sample = load_sample(bench, &signer, env, secs, connections, None, *floor);
             results[i].3.push(sample);
         }
     }
