@@ -114,6 +114,20 @@ async fn gitlab_shaped_tokens_reach_the_mapper_verified_and_intact() {
     assert_eq!(out["sub"], claims["sub"]);
 }
 
+/// Each call runs in a reset instance: nothing one request's mapper call wrote (a static of
+/// the data segment, a zeroed one) is seen by the next, whichever way the pool resets memory.
+#[tokio::test]
+async fn no_mapper_state_survives_from_one_exchange_to_the_next() {
+    let (issuer, claimex) = fixture_setup("echo");
+    for _ in 0..3 {
+        let token = issuer.mint(&issuer.github_claims(AUD, now()));
+        let answer = exchange(&claimex.url, "?issuerId=fx", token).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let out = jwks::verify_at(&claimex.url, &answer.body).await;
+        assert_eq!(out["state"], json!({"data": 8, "zeroed": 1}));
+    }
+}
+
 #[tokio::test]
 async fn json_body_and_json_answer() {
     let (issuer, claimex) = github_setup();

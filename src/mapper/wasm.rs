@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::digest;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
-    Trap, UpdateDeadline,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
+    Store, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -301,10 +301,14 @@ fn engine_config(limits: &Limits, portable: bool) -> anyhow::Result<Config> {
         .total_tables(slots * 8)
         .total_stacks(slots)
         .max_memory_size(limits.memory_bytes)
-        // Reset the first pages of a reused slot with memset rather than madvise: a mapper
-        // touches little memory, and the syscall costs more than the copy.
+        // Reset a reused slot with memset rather than madvise: a mapper touches little
+        // memory, and the syscall and the page faults after it cost more than the copy.
         .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(KEEP_RESIDENT);
+        .table_keep_resident(KEEP_RESIDENT)
+        // Where Linux has PAGEMAP_SCAN (6.7+), reset only the pages the call dirtied, not
+        // the first KEEP_RESIDENT bytes whole: rewriting 512 KiB per call also evicted the
+        // signing and verifying keys' tables from the cache (BENCHMARKS.md, issue 15).
+        .pagemap_scan(Enabled::Auto);
     let mut config = Config::new();
     config
         .wasm_component_model(true)
