@@ -307,7 +307,7 @@ fn engine_config(limits: &Limits, portable: bool) -> anyhow::Result<Config> {
         .table_keep_resident(KEEP_RESIDENT)
         // Where Linux has PAGEMAP_SCAN (6.7+), reset only the pages the call dirtied, not
         // the first KEEP_RESIDENT bytes whole: rewriting 512 KiB per call also evicted the
-        // signing and verifying keys' tables from the cache (BENCHMARKS.md, issue 15).
+        // P-256 signing tables from the cache (BENCHMARKS.md, issue 15).
         .pagemap_scan(Enabled::Auto);
     let mut config = Config::new();
     config
