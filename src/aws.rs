@@ -36,17 +36,30 @@ const KMS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Timeout of one KMS call, retries included.
 const KMS_OPERATION_TIMEOUT: Duration = Duration::from_secs(7);
 
+/// Claimex's timeouts for one kind of call: connecting, one attempt, the whole call.
+fn timeouts(attempt: Duration, operation: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(operation)
+        .build()
+}
+
+/// Two attempts at most, for calls a request waits on: the second after the SDK's jittered
+/// backoff, from `initial_backoff` up to `max_backoff`.
+fn two_attempts(initial_backoff: Duration, max_backoff: Duration) -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(2)
+        .with_initial_backoff(initial_backoff)
+        .with_max_backoff(max_backoff)
+}
+
 /// The shared AWS configuration: the standard chain with the `[aws]` region override and
 /// claimex's timeouts. The endpoint override is applied per client ([`ssm_client_from`],
 /// [`kms_client_from`], [`dynamodb_client_from`]).
 pub async fn sdk_config(config: &AwsSettings) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
-        TimeoutConfig::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-            .operation_timeout(OPERATION_TIMEOUT)
-            .build(),
-    );
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts(ATTEMPT_TIMEOUT, OPERATION_TIMEOUT));
     if let Some(region) = &config.region {
         loader = loader.region(Region::new(region.clone()));
     }
@@ -67,19 +80,11 @@ pub fn ssm_client_from(shared: &SdkConfig, config: &AwsSettings) -> aws_sdk_ssm:
 /// at most 3 s each, the second after at most half a second, 7 s in all.
 pub fn kms_client_from(shared: &SdkConfig, config: &AwsSettings) -> aws_sdk_kms::Client {
     let mut builder = aws_sdk_kms::config::Builder::from(shared)
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(2)
-                .with_initial_backoff(Duration::from_millis(100))
-                .with_max_backoff(Duration::from_millis(500)),
-        )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(KMS_ATTEMPT_TIMEOUT)
-                .operation_timeout(KMS_OPERATION_TIMEOUT)
-                .build(),
-        );
+        .retry_config(two_attempts(
+            Duration::from_millis(100),
+            Duration::from_millis(500),
+        ))
+        .timeout_config(timeouts(KMS_ATTEMPT_TIMEOUT, KMS_OPERATION_TIMEOUT));
     if let Some(url) = &config.endpoint_url {
         builder = builder.endpoint_url(url);
     }
@@ -97,19 +102,14 @@ const DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// each, 5 s in all; a throttled or unreachable table then refuses the exchange (503).
 pub fn dynamodb_client_from(shared: &SdkConfig, config: &AwsSettings) -> aws_sdk_dynamodb::Client {
     let mut builder = aws_sdk_dynamodb::config::Builder::from(shared)
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(2)
-                .with_initial_backoff(Duration::from_millis(50))
-                .with_max_backoff(Duration::from_millis(250)),
-        )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(DYNAMODB_ATTEMPT_TIMEOUT)
-                .operation_timeout(DYNAMODB_OPERATION_TIMEOUT)
-                .build(),
-        );
+        .retry_config(two_attempts(
+            Duration::from_millis(50),
+            Duration::from_millis(250),
+        ))
+        .timeout_config(timeouts(
+            DYNAMODB_ATTEMPT_TIMEOUT,
+            DYNAMODB_OPERATION_TIMEOUT,
+        ));
     if let Some(url) = &config.endpoint_url {
         builder = builder.endpoint_url(url);
     }
@@ -130,19 +130,11 @@ pub fn unsigned_sts_client_from(shared: &SdkConfig, config: &AwsSettings) -> aws
         .behavior_version(BehaviorVersion::latest())
         .region(region)
         .allow_no_auth()
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(2)
-                .with_initial_backoff(Duration::from_millis(100))
-                .with_max_backoff(Duration::from_millis(500)),
-        )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
-                .build(),
-        );
+        .retry_config(two_attempts(
+            Duration::from_millis(100),
+            Duration::from_millis(500),
+        ))
+        .timeout_config(timeouts(ATTEMPT_TIMEOUT, OPERATION_TIMEOUT));
     if let Some(url) = &config.endpoint_url {
         builder = builder.endpoint_url(url);
     }
