@@ -6,7 +6,12 @@
 //! run, a table of medians and ratios against the floor is printed (and written to
 //! `target/criterion/claimex-summary.txt`).
 //!
-//! Run: `cargo bench --bench exchange` (the GitHub mapper is built first if needed).
+//! Run: `cargo bench --bench exchange` (the GitHub mapper is built first if needed). With
+//! `CLAIMEX_BENCH_BARE_SERVER=1`, instead: the exchange behind a bare socket loop under wrk
+//! ([`bare_server`]).
+
+#[path = "exchange/bare_server.rs"]
+mod bare_server;
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -658,6 +663,16 @@ fn paired(world: &World, rt: &tokio::runtime::Runtime) -> String {
 }
 
 fn main() {
+    if std::env::var_os("CLAIMEX_BENCH_BARE_SERVER").is_some() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let world = World::new();
+        bare_server::run(&world, &rt);
+        let _ = std::fs::remove_dir_all(&world.dir);
+        return;
+    }
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
