@@ -22,7 +22,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | entry | [`cli`] (serve, demo, keys, mapper, issuers, credentials, token; `cli/log_buffer.rs` the log writer), [`app`] (wiring), [`config`] (composes each part's settings) |
+//! | entry | [`cli`] (serve, demo, keys, mapper, issuers, credentials, token; `cli/log_buffer.rs` the log writer, `cli/log_format.rs` the JSON log line in one pass), [`app`] (wiring), [`config`] (composes each part's settings) |
 //! | faces | [`http`] (one file per endpoint; `http/close.rs` guards each connection, so no request pipelined behind a closing response runs) |
 //! | core, no I/O | [`exchange`] (the orchestrator), [`metrics`] (the recorder port), [`subject`] (kinds of credential: `oidc`, `aws-iam`), [`mapper`] (port + contract), [`mint`], [`credentials`] (the AWS credentials output: roles, durations, formats, the STS port), [`signer`] (port, JWKs, rotation), [`registry`] (entries, snapshot), [`error`], [`audit`], [`settings`] |
 //! | adapters | `subject/jwt/issuer_keys.rs` (JWKS over HTTP), `subject/aws_iam/sts.rs` (signed GetCallerIdentity replayed to STS), `subject/aws_iam/{memory,dynamodb}.rs` (the one-use store of signed requests: per instance, or a shared DynamoDB table), `mapper/wasm.rs` (wasmtime), `registry/{file,ssm}.rs`, `signer/{local,kms,envelope}.rs`, [`system`] (clock, random ids), [`aws`] (SDK clients), `credentials/sts.rs` (unsigned `AssumeRoleWithWebIdentity`), [`refresh`] (background reloads), `metrics/{prometheus,timed}.rs` (the Prometheus exporter, timing decorators), `mapper/shadow_runner.rs` (shadow comparisons off the response path) |

@@ -108,20 +108,16 @@ impl Answerer {
     }
 }
 
-/// The audit line as `claimex serve` writes it: tracing's JSON layer, flattened, to a file.
+/// The audit line as `claimex serve` writes it (its JSON layer), to a file.
 fn log_audit_lines_to(path: &std::path::Path) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let file = std::fs::File::create(path).expect("create the audit log");
     tracing_subscriber::registry()
         .with(tracing_subscriber::EnvFilter::new("info"))
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::sync::Mutex::new(file))
-                .json()
-                .flatten_event(true)
-                .with_current_span(false),
-        )
+        .with(claimex::cli::log_format::json_layer(std::sync::Mutex::new(
+            file,
+        )))
         .init();
 }
 

@@ -17,6 +17,7 @@ pub mod issuers;
 pub mod keys;
 mod log;
 mod log_buffer;
+pub mod log_format;
 pub mod mapper;
 pub mod replay;
 pub mod scaffold;
@@ -340,12 +341,7 @@ fn init_logging(
             interval.unwrap_or(log_buffer::INTERVAL),
         );
         warning = unusable;
-        let fmt = tracing_subscriber::fmt::layer()
-            .with_writer(writer)
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .boxed();
+        let fmt = log_format::json_layer(writer).boxed();
         (fmt, Some(guard))
     } else {
         let fmt = tracing_subscriber::fmt::layer()
