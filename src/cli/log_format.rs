@@ -46,10 +46,10 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + 'static,
 {
+    // `.json()` for its field formatter (a span's fields, as JSON) and no ANSI; the event
+    // format it sets is replaced by `JsonLine`, which carries the server's JSON settings.
     tracing_subscriber::fmt::layer()
         .json()
-        .flatten_event(true)
-        .with_current_span(false)
         .event_format(JsonLine::default())
         .with_writer(writer)
 }
