@@ -437,16 +437,11 @@ fn scaling(c: &mut Criterion, world: &World, rt: &tokio::runtime::Runtime) {
 /// a bench filtered out of this run leaves an older run's estimate behind, which must not be
 /// reported as this run's.
 fn median_us(group: &str, bench: &str, since: std::time::SystemTime) -> Option<f64> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/criterion")
-        .join(group)
-        .join(bench)
-        .join("new/estimates.json");
-    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
-        return None;
-    }
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    Some(json["median"]["point_estimate"].as_f64()? / 1000.0)
+    let median = claimex_testkit::criterion::median(group, bench)?;
+    median
+        .written
+        .is_some_and(|written| written >= since)
+        .then_some(median.us)
 }
 
 fn summary(tails: &str, since: std::time::SystemTime) {

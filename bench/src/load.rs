@@ -7,9 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use claimex::signer::SigningAlg;
-use claimex_testkit::root;
 use claimex_testkit::server::Process;
-use serde_json::Value;
 
 use crate::http1::exchange_once;
 use crate::logs::{audit_decisions, problems};
@@ -250,18 +248,9 @@ pub fn load_sample(
 
 /// The criterion median of `exchange/<alg>` in µs and the age of the figure.
 fn criterion_median_us(alg: SigningAlg) -> Option<(f64, Duration)> {
-    let path = root()
-        .join("target/criterion/exchange")
-        .join(alg.as_str())
-        .join("new/estimates.json");
-    let text = std::fs::read_to_string(&path).ok()?;
-    let json: Value = serde_json::from_str(&text).ok()?;
-    let age = std::fs::metadata(&path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|m| m.elapsed().ok())
-        .unwrap_or_default();
-    Some((json["median"]["point_estimate"].as_f64()? / 1000.0, age))
+    let median = claimex_testkit::criterion::median("exchange", alg.as_str())?;
+    let age = median.written.and_then(|written| written.elapsed().ok());
+    Some((median.us, age.unwrap_or_default()))
 }
 
 /// Waits until `server` is ready; panics with its log otherwise.

@@ -16,6 +16,7 @@
 //! | [`sigv4`] | SigV4-signed AWS Query requests (`aws-sigv4`): IAM set-up calls, and the signed GetCallerIdentity a workload hands claimex as its `aws4_request` subject token |
 //! | [`cli`] | the `claimex` command run with a clean environment and a deadline |
 //! | [`clock`], [`net`] | `now()`, `wait_for`; `free_port()`, `port_open` |
+//! | [`criterion`] | criterion's medians as the benches left them, with when they were written |
 //!
 //! Everything listens on 127.0.0.1, every wait has a deadline, every process and thread
 //! stops when its handle drops. Helpers panic with a message saying what failed: they serve
@@ -24,6 +25,7 @@
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod criterion;
 pub mod entries;
 pub mod hostile;
 pub mod iam;
