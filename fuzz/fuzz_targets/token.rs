@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         audiences: vec!["claimex".into()],
         algorithms: vec![jsonwebtoken::Algorithm::RS256],
     };
-    if let Err(e) = claims::check(text, &policy, &limits, 1_800_000_000) {
+    if let Err(e) = claims::check(claims::read(text), &policy, &limits, 1_800_000_000) {
         assert_eq!(e.refusal, Refusal::Unverified, "{e:?}");
         // serde's messages may quote the payload: none reaches the caller, whose
         // descriptions are short, fixed sentences.

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64_simd::URL_SAFE_NO_PAD;
 
 use super::{CheckedClaims, MAX_TOKEN_CHARS};
 use crate::error::{ExchangeError, Refusal};
@@ -67,9 +66,9 @@ pub fn signing_input(
     })?;
     let payload = checked.payload_json(stamp);
     let mut out = String::with_capacity((header.len() + payload.len()) * 4 / 3 + 4);
-    URL_SAFE_NO_PAD.encode_string(&header, &mut out);
+    URL_SAFE_NO_PAD.encode_append(&header, &mut out);
     out.push('.');
-    URL_SAFE_NO_PAD.encode_string(&payload, &mut out);
+    URL_SAFE_NO_PAD.encode_append(&payload, &mut out);
     let signature_chars = 344; // RS256 with a 2048-bit key; ES256 needs 86.
     if out.len() + 1 + signature_chars > MAX_TOKEN_CHARS {
         return Err(invalid(format!(
@@ -83,7 +82,7 @@ pub fn signing_input(
 /// Appends the signature to the signing input.
 pub fn assemble(mut signing_input: String, signature: &[u8]) -> Result<String, ExchangeError> {
     signing_input.push('.');
-    URL_SAFE_NO_PAD.encode_string(signature, &mut signing_input);
+    URL_SAFE_NO_PAD.encode_append(signature, &mut signing_input);
     if signing_input.len() > MAX_TOKEN_CHARS {
         return Err(invalid(format!(
             "the outbound token exceeds the {MAX_TOKEN_CHARS} characters AWS STS accepts"

@@ -1,8 +1,12 @@
-//! The registered claims of a verified payload, read in one pass and checked by the rules of
+//! The registered claims of a payload, read in one pass and checked by the rules of
 //! RFC 8725 and RFC 7519: `exp` and `iat` required, `nbf` honoured, each within the leeway;
 //! `iss` equal to the registered URL; `aud` naming an accepted audience; not older than the
 //! maximum age; no registered claim given twice. Every other claim is skipped without being
 //! built: it stays in the payload text for the mapper.
+//!
+//! [`read`] runs once, before the signature is checked, and nothing it finds is trusted then
+//! but for choosing the issuer entry by `iss` ([`Claims::unverified_iss`]); [`check`] runs on
+//! the same reading after the signature holds.
 
 use super::{OidcPolicy, VerifyPolicy};
 use crate::error::{ExchangeError, ReasonCode};
@@ -23,16 +27,22 @@ pub struct Registered {
     pub jti: Option<String>,
 }
 
-/// Reads the registered claims of a payload whose signature holds and checks them against
+/// Reads the registered claims of a payload, trusting none of them: `None` when the payload
+/// is not a JSON object (which [`check`] refuses once the signature holds).
+pub fn read(payload: &str) -> Option<Claims> {
+    // serde's messages may quote the payload: none of them reaches the caller or the log.
+    serde_json::from_str(payload).ok()
+}
+
+/// Checks the registered claims [`read`] found in a payload whose signature holds against
 /// `policy` at `now` (seconds since the Unix epoch).
 pub fn check(
-    payload: &str,
+    claims: Option<Claims>,
     policy: &OidcPolicy,
     limits: &VerifyPolicy,
     now: u64,
 ) -> Result<Registered, ExchangeError> {
-    // serde's messages may quote the payload: none of them reaches the caller or the log.
-    let claims: Claims = serde_json::from_str(payload).map_err(|_| {
+    let claims = claims.ok_or_else(|| {
         unverified(
             ReasonCode::MalformedClaims,
             "the token's payload is not a valid JSON object",
@@ -53,7 +63,7 @@ pub fn check(
 }
 
 /// The value of one registered claim as it came, before its type is checked.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 enum Claim {
     /// Absent.
     #[default]
@@ -168,8 +178,8 @@ impl<'de> serde::Deserialize<'de> for Claim {
 /// The registered claims of a payload, read in one pass over the JSON object. Every other
 /// member is skipped without being built; a registered claim given twice is refused, since
 /// JSON parsers disagree on which one counts (RFC 8725 §2.8).
-#[derive(Debug, Default)]
-struct Claims {
+#[derive(Debug, Clone, Default)]
+pub struct Claims {
     iss: Claim,
     sub: Claim,
     jti: Claim,
@@ -179,6 +189,8 @@ struct Claims {
     iat: Claim,
     /// The first registered claim found twice.
     duplicate: Option<&'static str>,
+    /// Whether `iss` was among the claims found twice.
+    iss_twice: bool,
 }
 
 impl<'de> serde::Deserialize<'de> for Claims {
@@ -213,6 +225,7 @@ impl<'de> serde::Deserialize<'de> for Claims {
                     } else {
                         map.next_value::<serde::de::IgnoredAny>()?;
                         claims.duplicate.get_or_insert(label);
+                        claims.iss_twice |= label == "iss";
                     }
                 }
                 Ok(claims)
@@ -260,6 +273,15 @@ impl<'de> serde::Deserialize<'de> for Name {
 }
 
 impl Claims {
+    /// `iss` when it is a string given once, unverified: only to choose which registered
+    /// issuer verifies the token.
+    pub fn unverified_iss(&self) -> Option<&str> {
+        match &self.iss {
+            Claim::Text(iss) if !self.iss_twice => Some(iss),
+            _ => None,
+        }
+    }
+
     fn check(
         &self,
         issuer: &OidcPolicy,

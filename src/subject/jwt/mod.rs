@@ -3,7 +3,7 @@
 //!
 //! - [`compact`] reads the token without trusting it (shape, header, payload);
 //! - [`keys`] holds an issuer's JWKS as parsed public keys and picks one by `kid` and `alg`;
-//! - [`claims`] reads and checks the registered claims after the signature holds;
+//! - [`claims`] reads the registered claims once, and checks them after the signature holds;
 //! - [`policy`] is what an issuer entry says and the server-wide limits;
 //! - [`issuer_keys`] is the adapter behind [`IssuerKeys`]: OIDC discovery and the JWKS over
 //!   HTTP, cached.
@@ -22,8 +22,6 @@ pub mod policy;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::AlgorithmFamily;
 
 pub use compact::{Unverified, inspect};
@@ -65,7 +63,8 @@ pub trait IssuerKeys: Send + Sync {
 }
 
 /// Checks the token's signature with `key` and its claims against `issuer` at time `now`
-/// (seconds since the Unix epoch). The claims are read once, after the signature holds.
+/// (seconds since the Unix epoch). The claims, read once by [`inspect`], are checked only
+/// after the signature holds.
 pub fn verify(
     seen: Unverified<'_>,
     issuer: &OidcPolicy,
@@ -89,19 +88,21 @@ pub fn verify(
             "symmetric algorithms are never accepted",
         ));
     }
-    let signature = URL_SAFE_NO_PAD.decode(seen.signature).map_err(|_| {
-        unverified(
-            ReasonCode::BadSignature,
-            "the token's signature is not base64url",
-        )
-    })?;
+    let signature = base64_simd::URL_SAFE_NO_PAD
+        .decode_to_vec(seen.signature)
+        .map_err(|_| {
+            unverified(
+                ReasonCode::BadSignature,
+                "the token's signature is not base64url",
+            )
+        })?;
     if !key.verify(alg, seen.signing_input.as_bytes(), &signature) {
         return Err(unverified(
             ReasonCode::BadSignature,
             "the token's signature does not verify",
         ));
     }
-    let registered = claims::check(&seen.payload, issuer, limits, now)?;
+    let registered = claims::check(seen.claims, issuer, limits, now)?;
     Ok(Verified {
         iss: registered.iss,
         sub: registered.sub,
@@ -152,8 +153,7 @@ impl SubjectVerifier for JwtVerifier {
         now: u64,
     ) -> Result<Verified, ExchangeError> {
         let seen = inspect(credential, &self.limits)?;
-        let iss = seen.iss();
-        let policy = choose(match iss.as_deref() {
+        let policy = choose(match seen.iss() {
             Some(url) => Claimed::Issuer(url),
             None => Claimed::Unnamed("the token has no iss claim"),
         })?;
@@ -203,6 +203,8 @@ impl SubjectVerifier for JwtVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use jsonwebtoken::Algorithm;
     use serde_json::Value;
 
@@ -238,7 +240,88 @@ mod tests {
         let token = format!("{header}.{payload}.sig");
         let seen = inspect(&token, &VerifyPolicy::default()).unwrap();
         assert_eq!(seen.header.kid.as_deref(), Some("k1"));
-        assert_eq!(seen.iss().as_deref(), Some("https://issuer"));
+        assert_eq!(seen.iss(), Some("https://issuer"));
+    }
+
+    /// One signature, one encoding: a part whose last character carries unused bits that are
+    /// not zero is refused, as RFC 4648 §3.5 lets a decoder do and the `base64` crate did.
+    #[test]
+    fn a_part_with_stray_trailing_bits_is_not_a_jwt() {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#);
+        // 11 bytes: the last of 15 characters carries two unused bits.
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"iss":"x"}"#);
+        let last = payload.as_bytes()[payload.len() - 1];
+        let index = ALPHABET.iter().position(|&c| c == last).unwrap();
+        assert_eq!(index & 0b11, 0);
+        let stray = format!(
+            "{}{}",
+            &payload[..payload.len() - 1],
+            ALPHABET[index | 1] as char
+        );
+        let policy = VerifyPolicy::default();
+        inspect(&format!("{header}.{payload}.c2ln"), &policy).unwrap();
+        let err = inspect(&format!("{header}.{stray}.c2ln"), &policy).unwrap_err();
+        assert_eq!(err.reason_code(), "not_a_jwt", "{}", err.description);
+        let err = inspect(&format!("{stray}.{payload}.c2ln"), &policy).unwrap_err();
+        assert_eq!(err.reason_code(), "not_a_jwt", "{}", err.description);
+    }
+
+    proptest::proptest! {
+        /// The token's parts are read and written with base64-simd: it accepts exactly what
+        /// the `base64` crate's strict base64url accepts (no padding, no stray bits, nothing
+        /// outside the alphabet), long enough for its SIMD path, and writes the same text.
+        #[test]
+        fn simd_base64url_reads_and_writes_as_the_base64_crate(
+            text in "[A-Za-z0-9_-]{0,300}",
+            stray in proptest::option::of((0usize..300, proptest::sample::select(vec!['=', '+', '/', '.', ' ', '\n', '\0', 'é']))),
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        ) {
+            let mut text = text;
+            if let Some((at, c)) = stray {
+                text.insert(at.min(text.len()), c);
+            }
+            let simd = base64_simd::URL_SAFE_NO_PAD;
+            proptest::prop_assert_eq!(simd.decode_to_vec(&text).ok(), URL_SAFE_NO_PAD.decode(&text).ok());
+            let encoded = URL_SAFE_NO_PAD.encode(&bytes);
+            proptest::prop_assert_eq!(&simd.encode_to_string(&bytes), &encoded);
+            proptest::prop_assert_eq!(simd.decode_to_vec(&encoded).ok(), Some(bytes));
+        }
+    }
+
+    /// The unverified `iss` chooses an entry only when it is one string; it comes from the
+    /// same reading of the payload that the claim checks use after the signature.
+    #[test]
+    fn only_an_iss_given_once_as_a_string_chooses_the_issuer() {
+        let iss_of = |payload: &str| {
+            let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#);
+            let token = format!("{header}.{}.sig", URL_SAFE_NO_PAD.encode(payload));
+            inspect(&token, &VerifyPolicy::default())
+                .unwrap()
+                .iss()
+                .map(str::to_owned)
+        };
+        let url = Some("https://i".to_owned());
+        for (payload, expected) in [
+            (r#"{"iss":"https://i"}"#, url.clone()),
+            (r#"{"\u0069ss":"https:\/\/i"}"#, url.clone()),
+            (r#"{"exp":1,"exp":2,"iss":"https://i"}"#, url.clone()),
+            (r#"{"sub":"x"}"#, None),
+            (r#"{"iss":7}"#, None),
+            (r#"{"iss":null}"#, None),
+            (r#"{"iss":["https://i"]}"#, None),
+            (r#"{"iss":"https://i","iss":"https://i"}"#, None),
+            (
+                r#"{"exp":1,"exp":2,"iss":"https://i","iss":"https://j"}"#,
+                None,
+            ),
+            (r#"{"iss":"https://i""#, None),
+            (r#"["https://i"]"#, None),
+            ("not json", None),
+        ] {
+            assert_eq!(iss_of(payload), expected, "{payload}");
+        }
     }
 
     /// Issue 14: a header with a non-string `kid` or `typ`, or a member given twice, was
