@@ -225,13 +225,10 @@ impl Exchanger {
         if let Some(audience) = request.audience {
             checked.narrow_audience(audience)?;
         }
-        audit.outbound_sub = Some(checked.sub.clone());
-        audit.outbound_aud = checked.aud.clone();
-        audit.tag_keys = checked
-            .tags
-            .as_ref()
-            .map(|t| t.keys.clone())
-            .unwrap_or_default();
+        // Moved, not copied: the token is built from the checked members' text alone.
+        audit.outbound_sub = Some(std::mem::take(&mut checked.sub));
+        audit.outbound_aud = std::mem::take(&mut checked.aud);
+        audit.tag_keys = checked.tags.take().map(|t| t.keys).unwrap_or_default();
 
         let lifetime = self.settings.token.lifetime(&issuer.output);
         let stamp = Stamp::new(

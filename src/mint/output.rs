@@ -145,21 +145,20 @@ impl<'de> serde::Deserialize<'de> for OutputMembers<'de> {
                 let mut out = OutputMembers::default();
                 let mut seen = std::collections::HashSet::new();
                 while let Some(MemberName(name)) = map.next_key()? {
-                    let value: &'de RawValue = map.next_value()?;
                     match name.as_ref() {
-                        "sub" => out.sub = Some(value),
-                        "aud" => out.aud = Some(value),
-                        TAGS_CLAIM => out.tags = Some(value),
+                        "sub" => out.sub = Some(map.next_value()?),
+                        "aud" => out.aud = Some(map.next_value()?),
+                        TAGS_CLAIM => out.tags = Some(map.next_value()?),
                         other => {
                             if out.reserved.is_none() {
                                 out.reserved =
                                     RESERVED_CLAIMS.iter().copied().find(|r| *r == other);
                             }
-                            // Skipping a value checks its syntax, not its numbers: a
-                            // number beyond f64 (1e999) would be signed as written and
-                            // break the token's readers.
-                            serde_json::from_str::<Wellformed>(value.get())
-                                .map_err(serde::de::Error::custom)?;
+                            // Read in the same pass, to the end: skipping a value would
+                            // check its syntax, not its numbers, and a number beyond f64
+                            // (1e999) would be signed as written and break the token's
+                            // readers.
+                            map.next_value::<Wellformed>()?;
                         }
                     }
                     if !seen.insert(name.clone()) && out.duplicate.is_none() {

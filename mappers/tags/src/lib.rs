@@ -16,6 +16,7 @@
 
 // Not HashSet: std's RandomState makes a wasm32-wasip2 guest import
 // `wasi:random/insecure-seed`, which the mapper sandbox does not grant.
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -266,13 +267,18 @@ fn check_principal_tags<'a>(
     if tags.len() > MAX_TAGS {
         return Err(TagError::TooManyTags(tags.len()));
     }
-    // Keys are case-insensitive: each key's lower case, with the key it came from.
-    let mut folded: Vec<(String, &str)> = Vec::with_capacity(tags.len());
+    // Keys are case-insensitive: each key's lower case (the key itself when it has nothing
+    // to fold: ASCII without a capital), with the key it came from.
+    let mut folded: Vec<(Cow<'a, str>, &str)> = Vec::with_capacity(tags.len());
     for (key, value) in tags {
         check_key(key)?;
         let value = value.ok_or_else(|| TagError::ValueShape(key.to_owned()))?;
         check_value(key, value)?;
-        let lower = key.to_lowercase();
+        let lower = if key.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+            Cow::Owned(key.to_lowercase())
+        } else {
+            Cow::Borrowed(key)
+        };
         if let Some((_, first)) = folded.iter().find(|(l, _)| *l == lower) {
             return Err(TagError::KeyCollision {
                 first: (*first).to_owned(),
@@ -373,6 +379,17 @@ mod tests {
                 matches!(e, TagError::KeyReservedPrefix(_))
             }),
             (tags(json!({"Repo": ["a"], "rEPO": ["b"]})), |e| {
+                matches!(e, TagError::KeyCollision { .. })
+            }),
+            // A key with nothing to fold against one that folds to it: ASCII, Cyrillic, and
+            // the Kelvin sign, whose lower case is the ASCII "k".
+            (tags(json!({"repo": ["a"], "Repo": ["b"]})), |e| {
+                matches!(e, TagError::KeyCollision { .. })
+            }),
+            (tags(json!({"ключ": ["a"], "Ключ": ["b"]})), |e| {
+                matches!(e, TagError::KeyCollision { .. })
+            }),
+            (tags(json!({"k": ["a"], "\u{212A}": ["b"]})), |e| {
                 matches!(e, TagError::KeyCollision { .. })
             }),
             (tags(json!({"k": "v"})), |e| {
