@@ -702,11 +702,11 @@ fn paired(world: &World, rt: &tokio::runtime::Runtime) -> String {
         per_op[7][r] - (per_op[0][r] + per_op[2][r] + per_op[3][r])
     }));
     out.push_str(&format!(
-        "    of it, back to back = sequence - floor - mapper call: {mid:.1} µs [{lo:.1} - {hi:.1}]\n"
+        "  glue ES256, of it back to back = sequence - floor - mapper call: {mid:.1} µs [{lo:.1} - {hi:.1}]\n"
     ));
     let (lo, mid, hi) = quartiles(&column(&|r| per_op[4][r] - per_op[7][r]));
     out.push_str(&format!(
-        "    of it, claimex's code = exchange - sequence: {mid:.1} µs [{lo:.1} - {hi:.1}]\n"
+        "  glue ES256, of it claimex's code = exchange - sequence: {mid:.1} µs [{lo:.1} - {hi:.1}]\n"
     ));
     let (lo, mid, hi) = quartiles(&column(&|r| per_op[6][r] / per_op[4][r]));
     out.push_str(&format!(
