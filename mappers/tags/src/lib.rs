@@ -14,9 +14,9 @@
 //! - keys are case-insensitive, so two keys equal ignoring case collide;
 //! - `transitive_tag_keys` names tags that exist, each once, at most [`MAX_TAGS`] of them.
 
+use std::borrow::Cow;
 // Not HashSet: std's RandomState makes a wasm32-wasip2 guest import
 // `wasi:random/insecure-seed`, which the mapper sandbox does not grant.
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 
