@@ -2,9 +2,7 @@
 //! the payload decoded once and its registered claims read once. Nothing here checks a
 //! signature; [`Unverified`] only lets the caller choose the registered issuer and its key.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64_simd::URL_SAFE_NO_PAD as SIMD_URL_SAFE_NO_PAD;
+use base64_simd::URL_SAFE_NO_PAD;
 use jsonwebtoken::Header;
 use serde_json::Value;
 
@@ -75,7 +73,7 @@ pub fn inspect<'t>(token: &'t str, policy: &VerifyPolicy) -> Result<Unverified<'
     }
     // jsonwebtoken's own Header type, read from the header part alone (its decode_header
     // would scan the whole token for the dots again).
-    let header: Header = SIMD_URL_SAFE_NO_PAD
+    let header: Header = URL_SAFE_NO_PAD
         .decode_to_vec(encoded_header)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -88,7 +86,7 @@ pub fn inspect<'t>(token: &'t str, policy: &VerifyPolicy) -> Result<Unverified<'
             "the token's header lists critical extensions (crit), which claimex does not support",
         ));
     }
-    let payload = SIMD_URL_SAFE_NO_PAD
+    let payload = URL_SAFE_NO_PAD
         .decode_to_vec(encoded_payload)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
@@ -124,7 +122,7 @@ const STRING_MEMBERS: [&str; 7] = ["typ", "cty", "kid", "jku", "x5u", "x5t", "x5
 /// fails verification). Nothing of the header's values is quoted but a short `alg`.
 fn describe_bad_header(encoded_header: &str) -> ExchangeError {
     let not_object = || not_a_jwt("the token header is not a JSON object with an alg");
-    let Some(bytes) = URL_SAFE_NO_PAD.decode(encoded_header).ok() else {
+    let Some(bytes) = URL_SAFE_NO_PAD.decode_to_vec(encoded_header).ok() else {
         return not_object();
     };
     let members = match serde_json::from_slice::<HeaderMembers>(&bytes) {
